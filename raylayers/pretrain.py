@@ -1,0 +1,274 @@
+"""`raylayers pretrain-encoder`: a small CLIP trained contrastively on the world, saved like a real checkpoint.
+
+Output folder (loads exactly as `openai/clip-vit-large-patch14-336` would):
+    config.json, model.safetensors      transformers `CLIPModel` (`VisionTower` loads its vision part)
+    preprocessor_config.json            the CLIP image processor
+    tokenizer.json, tokenizer_config.json, ...   byte-level BPE trained on the world's texts
+    lm/                                 a small Llama-architecture LM config + the same tokenizer, for training
+    pretrain.json                       settings, wall time, loss curve, held-out retrieval accuracy vs chance
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from raylayers.errors import UserError
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Settings for the offline CLIP and the LM config that come with it; every default lives here."""
+
+    vision_layers: int = 12
+    """Vision transformer blocks (12 gives LRS structure to find)."""
+    vision_width: int = 96
+    """Vision hidden size."""
+    vision_heads: int = 4
+    """Vision attention heads."""
+    patch_size: int = 8
+    """Patch size in pixels; the image size comes from the world."""
+    text_layers: int = 3
+    """Text transformer blocks."""
+    text_width: int = 96
+    """Text hidden size."""
+    text_heads: int = 4
+    """Text attention heads."""
+    projection_dim: int = 64
+    """Shared image-text embedding size."""
+    max_text_tokens: int = 64
+    """Captions longer than this are truncated."""
+    batch_size: int = 128
+    """Image-caption pairs per contrastive batch."""
+    learning_rate: float = 1e-3
+    """Peak AdamW learning rate (linear warm-up, cosine decay)."""
+    weight_decay: float = 0.05
+    """AdamW weight decay."""
+    epochs: int = 40
+    """Passes over the training captions (stops earlier when `max_seconds` runs out)."""
+    max_seconds: float = 270.0
+    """Wall-clock budget for the training loop."""
+    seed: int = 0
+    """Seed for initialisation and batch order."""
+    lm_layers: int = 4
+    """Blocks of the small Llama LM config written to lm/."""
+    lm_width: int = 128
+    """Hidden size of the small Llama LM."""
+    lm_heads: int = 4
+    """Attention heads of the small Llama LM."""
+
+
+# Presets by world scale: tests run the tiny one in seconds.
+PRESETS = {
+    "tiny": PretrainConfig(vision_layers=4, vision_width=32, vision_heads=4, text_layers=2, text_width=32,
+                           projection_dim=32, batch_size=16, epochs=4, max_seconds=60.0, lm_layers=2, lm_width=32),
+    "demo": PretrainConfig(),
+    "full": PretrainConfig(vision_width=128, text_width=128, epochs=30, max_seconds=1800.0),
+}
+
+
+def _read_caption_records(path: Path) -> list[tuple[str, str]]:
+    """(image path, caption) pairs from a stage-1 style LLaVA json."""
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read '{path}': {err}") from None
+    pairs = []
+    for record in records:
+        try:
+            caption = next(turn["value"] for turn in record["conversations"] if turn["from"] == "gpt")
+            pairs.append((str(path.parent / record["image"]), caption))
+        except (KeyError, TypeError, StopIteration):
+            raise UserError(f"record {record.get('id', '?') if isinstance(record, dict) else '?'} in '{path}' "
+                            "has no image or no gpt caption") from None
+    return pairs
+
+
+def _world_texts(world: Path) -> list[str]:
+    """Every text the world's json files hold (tokenizer training corpus)."""
+    texts = []
+    for name in ("stage1.json", "stage2.json"):
+        path = world / name
+        if path.exists():
+            for record in json.loads(path.read_text()):
+                texts.extend(turn["value"].replace("<image>", "") for turn in record["conversations"])
+    from raylayers.world import vocabulary
+
+    texts.append(" ".join(vocabulary()))
+    return texts
+
+
+def _pixel_tensor(processor, paths: list[str], progress: bool, desc: str) -> torch.Tensor:
+    from PIL import Image
+    from tqdm import tqdm
+
+    chunks = []
+    for start in tqdm(range(0, len(paths), 256), desc=desc, unit="batch", disable=not progress):
+        images = [Image.open(p).convert("RGB") for p in paths[start:start + 256]]
+        chunks.append(processor(images=images, return_tensors="pt")["pixel_values"])
+    return torch.cat(chunks)
+
+
+def _tokenize(tokenizer, captions: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids ending in </s> (CLIP pools the text at its end-of-text token), padded."""
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"][: max_tokens - 1] + [tokenizer.eos_token_id]
+           for c in captions]
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, seq in enumerate(ids):
+        input_ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return input_ids, mask
+
+
+def _embedding(output) -> torch.Tensor:
+    """transformers 5 returns a model output whose pooler_output is the projected embedding; 4.x a tensor."""
+    return output.pooler_output if hasattr(output, "pooler_output") else output
+
+
+@torch.no_grad()
+def retrieval_accuracy(model, pixels: torch.Tensor, captions: list[str], tokenizer, max_tokens: int) -> dict:
+    """Image-to-text top-1 over the distinct held-out captions; a hit is retrieving the image's own caption text."""
+    model.eval()
+    distinct = sorted(set(captions))
+    input_ids, mask = _tokenize(tokenizer, distinct, max_tokens)
+    text = _embedding(model.get_text_features(input_ids=input_ids, attention_mask=mask))  # (C, P)
+    image = torch.cat([_embedding(model.get_image_features(pixel_values=pixels[start:start + 256]))
+                       for start in range(0, len(pixels), 256)])  # (N, P)
+    similarity = torch.nn.functional.normalize(image, dim=-1) @ torch.nn.functional.normalize(text, dim=-1).T
+    predicted = similarity.argmax(dim=1).tolist()
+    caption_index = {caption: i for i, caption in enumerate(distinct)}
+    hits = sum(p == caption_index[c] for p, c in zip(predicted, captions))
+    return {"top1": hits / len(captions), "chance": 1.0 / len(distinct), "num_images": len(captions),
+            "num_distinct_captions": len(distinct)}
+
+
+def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig | None = None,
+                     progress: bool = True, log=print) -> dict:
+    """Train the world's CLIP, save encoder + processor + tokenizer + LM config; returns the pretrain.json dict."""
+    from tqdm import tqdm
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, LlamaConfig
+
+    from raylayers.encoders import quiet_transformers
+
+    quiet_transformers()
+    world, out = Path(world), Path(out)
+    meta_path = world / "world.json"
+    if not meta_path.is_file():
+        raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
+    meta = json.loads(meta_path.read_text())
+    config = config or PRESETS.get(meta.get("scale"), PretrainConfig())
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    image_size = int(meta["image_size"])
+    if image_size % config.patch_size:
+        raise UserError(f"world image size {image_size} is not a multiple of patch size {config.patch_size}")
+
+    tokenizer = _train_tokenizer(world)
+    processor = CLIPImageProcessor(size={"shortest_edge": image_size},
+                                   crop_size={"height": image_size, "width": image_size})
+    train_pairs = _read_caption_records(world / "stage1.json")
+    val_pairs = _read_caption_records(world / "stage1_val.json")
+    train_pixels = _pixel_tensor(processor, [p for p, _ in train_pairs], progress, "loading train images")
+    val_pixels = _pixel_tensor(processor, [p for p, _ in val_pairs], progress, "loading val images")
+    train_ids, train_mask = _tokenize(tokenizer, [c for _, c in train_pairs], config.max_text_tokens)
+
+    clip_config = CLIPConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=config.text_width,
+                         intermediate_size=4 * config.text_width, num_hidden_layers=config.text_layers,
+                         num_attention_heads=config.text_heads, max_position_embeddings=config.max_text_tokens,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id),
+        vision_config=dict(hidden_size=config.vision_width, intermediate_size=4 * config.vision_width,
+                           num_hidden_layers=config.vision_layers, num_attention_heads=config.vision_heads,
+                           image_size=image_size, patch_size=config.patch_size),
+        projection_dim=config.projection_dim)
+    model = CLIPModel(clip_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(train_pairs) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = max(1, total_steps // 20)
+
+    def learning_rate(step: int, elapsed: float) -> float:
+        # Linear warm-up, then cosine decay over whichever budget runs out first (steps or seconds), so a run
+        # stopped by the clock still ends at a low learning rate.
+        progress = min(1.0, max(step / total_steps, elapsed / config.max_seconds))
+        return config.learning_rate * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    log(f"pretraining a {config.vision_layers}-layer CLIP on {len(train_pairs)} captions "
+        f"({image_size}px, patch {config.patch_size}) for up to {config.epochs} epochs / {config.max_seconds:.0f}s")
+    losses, step = [], 0
+    started = time.perf_counter()
+    bar = tqdm(total=total_steps, desc="pretrain-encoder", unit="step", disable=not progress)
+    out_of_time = False
+    with bar:
+        for epoch in range(config.epochs):
+            model.train()
+            order = list(range(len(train_pairs)))
+            rng.shuffle(order)
+            for start in range(0, steps_per_epoch * config.batch_size, config.batch_size):
+                index = torch.tensor(order[start:start + config.batch_size])
+                mask = train_mask[index]
+                width = int(mask.sum(1).max())
+                output = model(input_ids=train_ids[index, :width], attention_mask=mask[:, :width],
+                               pixel_values=train_pixels[index], return_loss=True)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(step, time.perf_counter() - started)
+                optimizer.zero_grad(set_to_none=True)
+                output.loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                step += 1
+                losses.append(round(output.loss.item(), 4))
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
+                if time.perf_counter() - started > config.max_seconds:
+                    out_of_time = True
+                    break
+            if out_of_time:
+                break
+    train_seconds = time.perf_counter() - started
+    retrieval = retrieval_accuracy(model, val_pixels, [c for _, c in val_pairs], tokenizer, config.max_text_tokens)
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    lm_config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=config.lm_width,
+                            intermediate_size=int(2.75 * config.lm_width), num_hidden_layers=config.lm_layers,
+                            num_attention_heads=config.lm_heads, num_key_value_heads=config.lm_heads,
+                            max_position_embeddings=1024, tie_word_embeddings=True,
+                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                            pad_token_id=tokenizer.pad_token_id)
+    lm_config.save_pretrained(out / "lm")
+    tokenizer.save_pretrained(out / "lm")
+    report = {
+        "world": str(world), "scale": meta.get("scale"), "config": asdict(config), "steps": step,
+        "epochs_completed": round(step / steps_per_epoch, 2), "stopped_by_time_budget": out_of_time,
+        "train_seconds": round(train_seconds, 1), "torch_threads": torch.get_num_threads(),
+        "final_loss": losses[-1] if losses else None, "loss_curve": losses[:: max(1, len(losses) // 200)],
+        "retrieval": retrieval, "vocab_size": len(tokenizer),
+    }
+    (out / "pretrain.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _train_tokenizer(world: Path):
+    from raylayers.tokenizer import train_world_tokenizer
+
+    return train_world_tokenizer(_world_texts(world))
+
+
+def config_with(config: PretrainConfig, **overrides) -> PretrainConfig:
+    """A copy with some fields changed; unknown names are an error that names them."""
+    unknown = sorted(set(overrides) - set(PretrainConfig.__dataclass_fields__))
+    if unknown:
+        raise UserError(f"unknown pretrain setting(s): {', '.join(unknown)}")
+    return replace(config, **overrides)
