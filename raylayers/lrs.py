@@ -13,9 +13,11 @@ Grouping (the paper reads groups off the heatmap; we need an algorithm). The cos
 vectors (each layer is the point U_l / sqrt(N)), so grouping layers is k-means on those points, constrained to
 contiguous groups. The within-group sum of squares of a segment g is |g| - sum_{i,j in g} S_ij / |g|, and the
 optimal K-segmentation is found exactly by dynamic programming over boundaries (Fisher's optimal partition,
-O(K L^2)). `--groups auto` picks K by the Calinski-Harabasz variance ratio over K = 2..min(L-1, 10):
-CH(K) = (B / (K-1)) / (W / (L-K)), B = T - W, T the one-group cost, W the K-group cost; the largest CH wins, ties
-go to the smaller K, and a segmentation with W = 0 (blocks of identical layers) has CH = infinity.
+O(K L^2)). `--groups auto` picks K by the mean silhouette (Rousseeuw 1987) of the optimal K-segmentation, over
+K = 2..min(L-1, 10), with distances d_ij = sqrt(2 - 2 S_ij) between the layer points: the largest mean silhouette
+wins, ties go to the smaller K. Silhouette rewards groups that are tight *and* apart, so a smooth drift of layers is
+not cut into ever more pieces (the within-group cost alone always falls with K), and blocks of identical layers
+score 1 exactly where the blocks are.
 Representative of a group: its medoid, the layer with the highest mean similarity to the group's layers (ties: the
 deeper layer).
 
@@ -26,7 +28,6 @@ segmentation of a similarity matrix or streaming minibatch CKA over token featur
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from raylayers.errors import UserError
 
 METRICS = ("cosine", "cka")
 MAX_AUTO_GROUPS = 10
-# A K-segmentation whose within-group cost is below this fraction of the one-group cost counts as exact.
+# A one-group cost below this means every layer is alike.
 EXACT_FIT_TOLERANCE = 1e-6
 
 
@@ -141,24 +142,36 @@ def optimal_segmentation(similarity: np.ndarray, num_groups: int) -> tuple[list[
     return groups[::-1], float(best[num_groups - 1, size - 1])
 
 
-def calinski_harabasz(total_cost: float, within_cost: float, num_groups: int, num_layers: int) -> float:
-    if within_cost <= EXACT_FIT_TOLERANCE * max(total_cost, 1e-12):
-        return math.inf
-    return ((total_cost - within_cost) / (num_groups - 1)) / (within_cost / (num_layers - num_groups))
+def silhouette(similarity: np.ndarray, segments: list[tuple[int, int]]) -> float:
+    """Mean silhouette of a segmentation; a layer alone in its group scores 0 (Rousseeuw's convention)."""
+    distance = np.sqrt(np.clip(2.0 - 2.0 * similarity, 0.0, None))
+    labels = np.zeros(similarity.shape[0], dtype=int)
+    for group, (first, last) in enumerate(segments):
+        labels[first:last + 1] = group
+    scores = []
+    for layer in range(similarity.shape[0]):
+        own = labels == labels[layer]
+        if own.sum() == 1:
+            scores.append(0.0)
+            continue
+        within = distance[layer, own].sum() / (own.sum() - 1)
+        nearest = min(distance[layer, labels == other].mean() for other in set(labels) - {labels[layer]})
+        scores.append(0.0 if max(within, nearest) == 0 else (nearest - within) / max(within, nearest))
+    return float(np.mean(scores))
 
 
 def choose_num_groups(similarity: np.ndarray) -> tuple[int, dict[int, float]]:
-    """K for `--groups auto` by the Calinski-Harabasz criterion (module docstring); returns (K, {K: CH})."""
+    """K for `--groups auto` by the mean silhouette (module docstring); returns (K, {K: silhouette})."""
     size = similarity.shape[0]
     _, total = optimal_segmentation(similarity, 1)
-    if size <= 2 or total <= EXACT_FIT_TOLERANCE:
-        return (1 if total <= EXACT_FIT_TOLERANCE else size), {}
-    scores = {}
-    for k in range(2, min(size - 1, MAX_AUTO_GROUPS) + 1):
-        _, within = optimal_segmentation(similarity, k)
-        scores[k] = calinski_harabasz(total, within, k, size)
+    if total <= EXACT_FIT_TOLERANCE:  # every layer alike: one group
+        return 1, {}
+    if size <= 2:
+        return size, {}
+    scores = {k: silhouette(similarity, optimal_segmentation(similarity, k)[0])
+              for k in range(2, min(size - 1, MAX_AUTO_GROUPS) + 1)}
     best = max(scores.values())
-    return min(k for k, score in scores.items() if score == best), scores
+    return min(k for k, score in scores.items() if score >= best - 1e-9), scores
 
 
 def group_names(num_groups: int) -> list[str]:
@@ -190,8 +203,8 @@ def lrs_groups(similarity: np.ndarray, num_groups: int | str = "auto") -> tuple[
     similarity = np.clip((similarity + similarity.T) / 2, -1.0, 1.0)
     if num_groups == "auto":
         k, scores = choose_num_groups(similarity)
-        how = {"method": "auto", "criterion": "calinski_harabasz",
-               "scores": {str(key): (None if math.isinf(v) else v) for key, v in scores.items()}}
+        how = {"method": "auto", "criterion": "silhouette",
+               "scores": {str(key): round(value, 6) for key, value in scores.items()}}
     else:
         k, how = int(num_groups), {"method": "given"}
     segments, within = optimal_segmentation(similarity, k)

@@ -97,7 +97,7 @@ def test_groups_cover_all_layers_in_order():
     groups, how = lrs_groups(points @ points.T, "auto")
     assert [layer for group in groups for layer in group.layers] == list(range(1, 13))
     assert all(group.representative in group.layers for group in groups)
-    assert how["criterion"] == "calinski_harabasz"
+    assert how["criterion"] == "silhouette"
 
 
 def test_representative_is_the_medoid():
@@ -176,3 +176,24 @@ def test_groups_flag_is_checked():
             parse_groups(bad)
     with pytest.raises(UserError, match="larger than the encoder's depth"):
         compute_lrs(planted_tower(PLANTED[0]), ".", num_groups=9, progress=False)
+
+
+def test_auto_does_not_cut_a_smooth_drift_into_many_groups():
+    # layer l is the unit vector at angle l * 10 degrees: similarity falls smoothly with distance, no blocks
+    angles = np.radians(np.arange(12) * 10.0)
+    points = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    groups, how = lrs_groups(points @ points.T, "auto")
+    assert len(groups) <= 3
+    assert set(how["scores"]) == {str(k) for k in range(2, 11)}
+
+
+def test_auto_finds_noisy_paper_like_groups():
+    # CLIP-L-like: 24 layers in blocks 1-12, 13-20, 21-24 (PAPER.md), each layer its block's direction plus noise
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(3, 64))
+    block = [0] * 12 + [1] * 8 + [2] * 4
+    points = np.stack([3 * directions[b] + 0.8 * rng.normal(size=64) for b in block])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    groups, _ = lrs_groups(points @ points.T, "auto")
+    assert [(g.layers[0], g.layers[-1]) for g in groups] == [(1, 12), (13, 20), (21, 24)]
+    assert [g.name for g in groups] == ["shallow", "middle", "deep"]

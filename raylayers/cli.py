@@ -1,0 +1,178 @@
+"""The `raylayers` command line: one parser, each subcommand a plain function (DESIGN.md, "The command line").
+
+`main(argv)` returns the exit code, so tests call it directly. A `UserError` becomes one line on stderr and exit
+code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from raylayers.errors import UserError
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _progress() -> bool:
+    """Progress bars unless the user turned them off (RAYLAYERS_PROGRESS=0)."""
+    return os.environ.get("RAYLAYERS_PROGRESS", "1") != "0"
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def cmd_world(args: argparse.Namespace) -> int:
+    from raylayers.world import build_world
+
+    started = time.perf_counter()
+    summary = build_world(args.out, seed=args.seed, scale=args.scale, progress=_progress())
+    counts = summary.get("counts", {})
+    described = ", ".join(f"{key} {value}" for key, value in counts.items() if not isinstance(value, dict))
+    _say(f"world ({args.scale}, seed {args.seed}) written to {Path(args.out).resolve()} "
+         f"in {time.perf_counter() - started:.1f}s: {described}")
+    return 0
+
+
+def cmd_pretrain_encoder(args: argparse.Namespace) -> int:
+    from raylayers.pretrain import PRESETS, PretrainConfig, config_with, pretrain_encoder
+
+    config = None
+    if args.max_seconds is not None or args.epochs is not None:
+        scale = json.loads((Path(args.world) / "world.json").read_text()).get("scale") \
+            if (Path(args.world) / "world.json").is_file() else None
+        overrides = {k: v for k, v in (("max_seconds", args.max_seconds), ("epochs", args.epochs)) if v is not None}
+        config = config_with(PRESETS.get(scale, PretrainConfig()), **overrides)
+    report = pretrain_encoder(args.world, args.out, config=config, progress=_progress(), log=_say)
+    retrieval = report["retrieval"]
+    _say(f"encoder written to {Path(args.out).resolve()} ({report['steps']} steps, {report['train_seconds']}s); "
+         f"held-out image-to-text top-1 {retrieval['top1']:.1%} vs chance {retrieval['chance']:.1%} "
+         f"over {retrieval['num_images']} images")
+    return 0
+
+
+def cmd_lrs(args: argparse.Namespace) -> int:
+    from raylayers.encoders import VisionTower
+    from raylayers.lrs import compute_lrs, parse_groups, write_lrs
+
+    groups = parse_groups(args.groups)  # fail on a bad flag before loading anything
+    tower = VisionTower.from_pretrained(args.encoder, trust_remote_code=args.trust_remote_code)
+    if groups != "auto" and groups > tower.num_layers:
+        raise UserError(f"--groups {groups} is larger than the encoder's depth ({tower.num_layers} layers)")
+    result = compute_lrs(tower, args.images, metric=args.metric, num_groups=groups, max_images=args.max_images,
+                         batch_size=args.batch_size, progress=_progress())
+    if result.skip_summary:
+        print(f"warning: {result.skip_summary}", file=sys.stderr)
+    paths = write_lrs(result, args.out)
+    described = "; ".join(f"{g.name} {g.layers[0]}-{g.layers[-1]} (rep {g.representative})" for g in result.groups)
+    _say(f"LRS of {result.num_layers} layers over {result.num_images} images ({result.metric}, "
+         f"{result.num_images / max(result.seconds, 1e-9):.1f} img/s): {described}")
+    _say(f"wrote {paths['json']}, {paths['parquet']}, {paths['png']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """World -> encoder -> LRS, offline on CPU (the search joins this pipeline in a later release)."""
+    out = Path(args.out)
+    steps = [
+        ("world", ["world", "--out", str(out / "world"), "--scale", args.scale, "--seed", str(args.seed)]),
+        ("encoder", ["pretrain-encoder", "--world", str(out / "world"), "--out", str(out / "encoder")]),
+        ("lrs", ["lrs", "--encoder", str(out / "encoder"), "--images", str(out / "world" / "images"),
+                 "--out", str(out / "lrs"), "--max-images", "512"]),
+    ]
+    started = time.perf_counter()
+    for number, (name, argv) in enumerate(steps, 1):
+        _say(f"[demo {number}/{len(steps)}] {name}: raylayers {' '.join(argv)}")
+        code = main(argv)
+        if code:
+            return code
+    lrs = json.loads((out / "lrs" / "lrs.json").read_text())
+    pretrain = json.loads((out / "encoder" / "pretrain.json").read_text())
+    _say(f"demo finished in {time.perf_counter() - started:.0f}s. Encoder retrieval top-1 "
+         f"{pretrain['retrieval']['top1']:.1%} (chance {pretrain['retrieval']['chance']:.1%}); LRS groups: "
+         + ", ".join(f"{g['name']} {g['layers'][0]}-{g['layers'][-1]} rep {g['representative']}"
+                     for g in lrs["groups"])
+         + f". Heatmap: {(out / 'lrs' / 'lrs.png').resolve()}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ parser
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (`raylayers lrs: error: ...`) and exit code 2, without the usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="raylayers", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_OneLineParser)
+
+    world = commands.add_parser("world", help="write the offline procedural world (images, LLaVA json, benchmarks)")
+    world.add_argument("--out", required=True, help="folder to write")
+    world.add_argument("--seed", type=int, default=0, help="random seed (same seed, same world)")
+    world.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo", help="size preset")
+    world.set_defaults(func=cmd_world)
+
+    pretrain = commands.add_parser("pretrain-encoder", help="train the small offline CLIP on a world")
+    pretrain.add_argument("--world", required=True, help="a folder written by `raylayers world`")
+    pretrain.add_argument("--out", required=True, help="folder for the CLIP checkpoint, tokenizer and LM config")
+    pretrain.add_argument("--max-seconds", type=float, default=None, help="training time budget (default: preset)")
+    pretrain.add_argument("--epochs", type=_positive_int, default=None, help="epochs (default: preset)")
+    pretrain.set_defaults(func=cmd_pretrain_encoder)
+
+    lrs = commands.add_parser("lrs", help="layer-wise representation similarity of a vision encoder")
+    lrs.add_argument("--encoder", required=True, help="local checkpoint folder or hub id (offline cache only)")
+    lrs.add_argument("--images", required=True,
+                     help="a folder of images, a LLaVA json, or a benchmark folder (questions.parquet)")
+    lrs.add_argument("--out", required=True, help="folder for lrs.json, lrs.parquet, lrs.png")
+    lrs.add_argument("--groups", default="auto", help="number of layer groups, or 'auto' (default)")
+    lrs.add_argument("--metric", choices=["cosine", "cka"], default="cosine", help="similarity (default: cosine)")
+    lrs.add_argument("--max-images", type=_positive_int, default=None, help="use at most this many images")
+    lrs.add_argument("--batch-size", type=_positive_int, default=16, help="images per forward pass")
+    lrs.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own code to run")
+    lrs.set_defaults(func=cmd_lrs)
+
+    demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS")
+    demo.add_argument("--out", default="runs/demo", help="folder for everything the demo writes")
+    demo.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo", help="world size preset")
+    demo.add_argument("--seed", type=int, default=0, help="world seed")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        message = " ".join(str(err).split())  # one line, always
+        print(f"raylayers {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an unwritable --out, a full disk: the user's to fix, named by path
+        where = f" '{err.filename}'" if getattr(err, "filename", None) else ""
+        print(f"raylayers {args.command}: error:{where} {err.strerror or err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"raylayers {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
