@@ -1,0 +1,35 @@
+"""ELMo-style scalar mix (Peters et al., 2018): a learned softmax-weighted sum of layers, scaled by gamma.
+
+Default layers: all of them (1..L). Weights start uniform, so the mix starts as the mean of the layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from raylayers.connectors.base import ConnectorSpec, projector
+
+
+class ScalarMixConnector(nn.Module):
+    def __init__(self, spec: ConnectorSpec):
+        super().__init__()
+        self.layers = self.required_layers(spec)
+        self.weights = nn.Parameter(torch.zeros(len(self.layers)))
+        self.gamma = nn.Parameter(torch.ones(()))
+        self.proj = projector(spec.projector, spec.vision_dim, spec.llm_dim)
+
+    @staticmethod
+    def required_layers(spec: ConnectorSpec) -> list[int]:
+        return sorted(spec.resolved_layers() or range(1, spec.num_encoder_layers + 1))
+
+    def num_tokens(self, num_patches: int) -> int:
+        return num_patches
+
+    def mixing_weights(self) -> torch.Tensor:
+        return torch.softmax(self.weights, dim=0)
+
+    def forward(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack([features[layer] for layer in self.layers])  # (k, B, N, D)
+        mixed = self.gamma * torch.einsum("k,kbnd->bnd", self.mixing_weights().to(stacked.dtype), stacked)
+        return self.proj(mixed)  # (B, N, llm_dim)
