@@ -75,6 +75,35 @@ def cmd_lrs(args: argparse.Namespace) -> int:
     return 0
 
 
+def resolve_config_path(name: str) -> Path:
+    """A YAML path, or the name of a shipped recipe (`demo` -> raylayers/configs/train_demo.yaml)."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    from importlib import resources
+
+    shipped = Path(str(resources.files("raylayers.configs").joinpath(f"train_{name}.yaml")))
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem.removeprefix("train_") for p in shipped.parent.glob("train_*.yaml"))
+    raise UserError(f"config '{name}' is neither a file nor a shipped recipe (shipped: {', '.join(names)})")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from raylayers.config import TrainConfig, load_config
+    from raylayers.train import run_training
+
+    config = load_config(TrainConfig, resolve_config_path(args.config), args.set)
+    _say(f"training {config.model.connector} on layers {config.model.layers or 'default'} "
+         f"({', '.join(config.stages)}; {config.resources.num_workers} worker(s), ZeRO-{config.deepspeed.zero_stage})")
+    summary = run_training(config, args.out)
+    final = summary.get("final_metrics", {})
+    described = ", ".join(f"{k} {final[k]:.4g}" for k in ("loss", "val_loss", "val_answer_accuracy") if k in final)
+    _say(f"trained in {summary.get('seconds', 0):.0f}s: {described}")
+    _say(f"model written to {Path(args.out).resolve() / 'model'}; TensorBoard: {Path(args.out).resolve() / 'tensorboard'}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """World -> encoder -> LRS, offline on CPU (the search joins this pipeline in a later release)."""
     out = Path(args.out)
@@ -147,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     lrs.add_argument("--batch-size", type=_positive_int, default=16, help="images per forward pass")
     lrs.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own code to run")
     lrs.set_defaults(func=cmd_lrs)
+
+    train = commands.add_parser("train", help="two-stage LLaVA training (DeepSpeed inside Ray Train)")
+    train.add_argument("--config", required=True, help="a YAML file, or a shipped recipe name (demo, ...)")
+    train.add_argument("--out", required=True, help="folder for the model, TensorBoard logs and checkpoints")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set model.connector=concat (repeatable)")
+    train.set_defaults(func=cmd_train)
 
     demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS")
     demo.add_argument("--out", default="runs/demo", help="folder for everything the demo writes")

@@ -168,6 +168,30 @@ class VisionTower(nn.Module):
         """Layer numbers (negative allowed) -> positive numbers, checked against the depth."""
         return resolve_layers(layers, self.num_layers)
 
+    def image_processor_size(self) -> tuple[int, int]:
+        """(height, width) of the pixel_values the tower is fed: the model's image_size, else the processor's."""
+        size = getattr(self.model.config, "image_size", None)
+        if size:
+            return (size, size) if isinstance(size, int) else tuple(size)
+        crop = getattr(self.image_processor, "crop_size", None) or getattr(self.image_processor, "size", None) or {}
+        if "height" in crop:
+            return int(crop["height"]), int(crop["width"])
+        raise EncoderLoadError(f"cannot tell the input size of encoder '{self.name}'")
+
+    def fingerprint(self) -> str:
+        """Identity of encoder weights + preprocessing, for the feature cache (changes when either changes)."""
+        import hashlib
+        import json as _json
+
+        digest = hashlib.blake2b(digest_size=12)
+        digest.update(_json.dumps(self.model.config.to_dict(), sort_keys=True, default=str).encode())
+        if self.image_processor is not None:
+            digest.update(_json.dumps(self.image_processor.to_dict(), sort_keys=True, default=str).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+        return digest.hexdigest()
+
     def num_patches(self, pixel_values: torch.Tensor) -> int | None:
         if self.patch_size is None:
             return None

@@ -75,3 +75,16 @@ def write_random_images(folder, count: int, size: int = 32, seed: int = 0) -> li
 def image_folder(tmp_path):
     write_random_images(tmp_path / "images", 12)
     return tmp_path / "images"
+
+
+@pytest.fixture(scope="session")
+def tiny_stack(tmp_path_factory):
+    """A tiny world, and a tiny encoder + LM config + tokenizer pretrained on it (one epoch): the offline stack."""
+    from raylayers.pretrain import PRESETS, config_with, pretrain_encoder
+    from raylayers.world import build_world
+
+    root = tmp_path_factory.mktemp("stack")
+    build_world(root / "world", seed=5, scale="tiny", progress=False)
+    pretrain_encoder(root / "world", root / "encoder", config=config_with(PRESETS["tiny"], epochs=1),
+                     progress=False, log=lambda _: None)
+    return root

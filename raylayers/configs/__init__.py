@@ -1,0 +1,1 @@
+"""Shipped configs: train_*.yaml recipes and deepspeed/zero{0,1,2,3}.json."""

@@ -1,0 +1,199 @@
+"""Training data: LLaVA conversation records (json or Parquet) -> token ids, labels and image references.
+
+Records look like LLaVA's: `{"id", "image" (optional), "conversations": [{"from": "human"|"gpt", "value"}, ...]}`;
+Parquet files carry the same columns (`conversations` a list of structs, `image` a path or bytes).
+
+Templates:
+- `plain` (LLaVA stage 1): the image tokens, then the first answer, then end-of-sequence; only the answer is
+  supervised.
+- `chat` (stage 2): the tokenizer's own chat template when it has one (segments found by rendering growing
+  prefixes of the conversation, so any prefix-consistent template works), else Vicuna v1 (LLaVA's "v1"). Only the
+  assistant's answers and their end tokens are supervised.
+The `<image>` placeholder becomes as many image-token ids as the connector emits. Over-long samples are cut after
+the image tokens, never through them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from raylayers.errors import UserError
+
+IGNORE_INDEX = -100
+IMAGE_PLACEHOLDER = "<image>"
+VICUNA_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
+                 "The assistant gives helpful, detailed, and polite answers to the human's questions.")
+
+
+@dataclass
+class Record:
+    """One validated training record."""
+
+    id: str
+    image: str | bytes | None
+    conversations: list[dict]
+
+
+def _read_records(path: Path) -> list[dict]:
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path).to_pylist()
+        except Exception as err:  # pyarrow raises several types for unreadable files
+            raise UserError(f"cannot read Parquet '{path}': {str(err).splitlines()[0]}") from None
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise UserError(f"cannot read '{path}': {err.strerror or err}") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"'{path}' is not valid JSON: {err}") from None
+    if not isinstance(data, list):
+        raise UserError(f"'{path}' must hold a list of LLaVA records, found {type(data).__name__}")
+    return data
+
+
+def _validate(raw, index: int, path: Path) -> Record:
+    """A record with alternating human/gpt turns, starting with human; names the record id when it is not."""
+    record_id = str(raw.get("id", f"#{index}")) if isinstance(raw, dict) else f"#{index}"
+    where = f"record {record_id} in '{path}'"
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} is not an object")
+    turns = raw.get("conversations")
+    if not isinstance(turns, list) or len(turns) < 2:
+        raise UserError(f"{where}: 'conversations' must be a list of at least one human and one gpt turn")
+    for position, turn in enumerate(turns):
+        expected = "human" if position % 2 == 0 else "gpt"
+        if not isinstance(turn, dict) or turn.get("from") != expected or not isinstance(turn.get("value"), str):
+            raise UserError(f"{where}: turn {position} must be {{\"from\": \"{expected}\", \"value\": <text>}}")
+    if len(turns) % 2:
+        raise UserError(f"{where}: the last turn must be the gpt answer")
+    image = raw.get("image")
+    placeholders = sum(turn["value"].count(IMAGE_PLACEHOLDER) for turn in turns)
+    if image is None and placeholders:
+        raise UserError(f"{where}: has '{IMAGE_PLACEHOLDER}' but no image")
+    if image is not None and placeholders > 1:
+        raise UserError(f"{where}: has {placeholders} '{IMAGE_PLACEHOLDER}' placeholders; one image per record")
+    conversations = [dict(turn) for turn in turns]
+    if image is not None and placeholders == 0:  # as LLaVA does: the image goes before the first question
+        conversations[0]["value"] = f"{IMAGE_PLACEHOLDER}\n{conversations[0]['value']}"
+    return Record(record_id, image, conversations)
+
+
+def load_records(path: str | Path, max_records: int | None = None) -> list[Record]:
+    """Read and validate every record of a LLaVA json or Parquet file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data file '{path}' does not exist")
+    raw = _read_records(path)
+    if max_records is not None:
+        raw = raw[:max_records]
+    records = [_validate(item, index, path) for index, item in enumerate(raw)]
+    if not records:
+        raise UserError(f"data file '{path}' holds no records")
+    return records
+
+
+def image_path(record: Record, data_file: str | Path, image_folder: str | Path | None) -> str | bytes | None:
+    """Where a record's image lives: bytes as they are, paths relative to `image_folder` (default: the file's)."""
+    if record.image is None or isinstance(record.image, (bytes, bytearray)):
+        return record.image
+    folder = Path(image_folder) if image_folder else Path(data_file).parent
+    return str(folder / record.image)
+
+
+class ConversationEncoder:
+    """Turns a record's conversation into (input_ids, labels) for a tokenizer and a number of image tokens."""
+
+    def __init__(self, tokenizer, image_token_id: int, num_image_tokens: int, max_length: int,
+                 template: str = "chat"):
+        if max_length < num_image_tokens + 8:
+            raise UserError(f"data.max_length {max_length} leaves no room for text after the "
+                            f"{num_image_tokens} image tokens; raise it to at least {num_image_tokens + 8}")
+        self.tokenizer = tokenizer
+        self.image_token_id = image_token_id
+        self.num_image_tokens = num_image_tokens
+        self.max_length = max_length
+        self.template = template
+        self.bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        self.eos_text = tokenizer.eos_token or ""
+        self.truncated = 0
+
+    # ---------------------------------------------------------------------------------------------- text pieces
+    def _ids(self, text: str) -> list[int]:
+        """Token ids of a text piece, with each `<image>` expanded to the image tokens."""
+        ids: list[int] = []
+        for index, piece in enumerate(text.split(IMAGE_PLACEHOLDER)):
+            if index:
+                ids.extend([self.image_token_id] * self.num_image_tokens)
+            if piece:
+                ids.extend(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+        return ids
+
+    def _segments(self, conversations: list[dict]) -> list[tuple[str, bool]]:
+        """(text, supervised) pieces of the templated conversation."""
+        if self.template == "plain":
+            return [(IMAGE_PLACEHOLDER if any(IMAGE_PLACEHOLDER in t["value"] for t in conversations) else "",
+                     False), (conversations[1]["value"] + self.eos_text, True)]
+        messages = [{"role": "user" if turn["from"] == "human" else "assistant", "content": turn["value"]}
+                    for turn in conversations]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self._chat_template_segments(messages)
+        segments, text = [], VICUNA_SYSTEM + " "
+        for message in messages:
+            if message["role"] == "user":
+                text += f"USER: {message['content']} ASSISTANT:"
+            else:
+                segments.append((text, False))
+                segments.append((" " + message["content"] + self.eos_text, True))
+                text = ""
+        return segments
+
+    def _chat_template_segments(self, messages: list[dict]) -> list[tuple[str, bool]]:
+        render = self.tokenizer.apply_chat_template
+        segments, done = [], ""
+        for index, message in enumerate(messages):
+            if message["role"] == "assistant":
+                prompt = render(messages[:index], tokenize=False, add_generation_prompt=True)
+                full = render(messages[: index + 1], tokenize=False)
+                if not (prompt.startswith(done) and full.startswith(prompt)):
+                    raise UserError("the tokenizer's chat template does not render conversations prefix by prefix; "
+                                    "set the stage's template to plain or use a tokenizer without a chat template")
+                segments.append((prompt[len(done):], False))
+                segments.append((full[len(prompt):], True))
+                done = full
+        return segments
+
+    # ---------------------------------------------------------------------------------------------- encoding
+    def encode(self, conversations: list[dict]) -> tuple[list[int], list[int]]:
+        input_ids, labels = list(self.bos), [IGNORE_INDEX] * len(self.bos)
+        for index, (text, supervised) in enumerate(self._segments(conversations)):
+            if index == 0:
+                text = self._without_bos(text)
+            ids = self._ids(text)
+            input_ids.extend(ids)
+            labels.extend(ids if supervised else [IGNORE_INDEX] * len(ids))
+        if len(input_ids) > self.max_length:
+            self.truncated += 1
+            input_ids, labels = input_ids[: self.max_length], labels[: self.max_length]
+        return input_ids, labels
+
+    def prompt(self, question: str, has_image: bool = True) -> list[int]:
+        """Token ids of a single-turn prompt ready for generation (evaluation and the validation probe)."""
+        if has_image and IMAGE_PLACEHOLDER not in question:
+            question = f"{IMAGE_PLACEHOLDER}\n{question}"
+        if self.template == "plain":
+            return list(self.bos) + self._ids(IMAGE_PLACEHOLDER if has_image else "")
+        messages = [{"role": "user", "content": question}]
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = VICUNA_SYSTEM + f" USER: {question} ASSISTANT:"
+        return list(self.bos) + self._ids(self._without_bos(text))
+
+    def _without_bos(self, text: str) -> str:
+        """Templates that write their own BOS text: we add the id once ourselves."""
+        bos = self.tokenizer.bos_token
+        return text[len(bos):] if bos and self.bos and text.startswith(bos) else text

@@ -1,0 +1,254 @@
+"""The LLaVA-style model: frozen vision tower (selected layers only) + connector + any transformers causal LM.
+
+Image tokens are merged the way transformers' `LlavaModel` does it: the prompt holds one `<image>` token id per
+visual token; their embeddings are replaced, in order, by the connector's output (`masked_scatter`), and a count
+mismatch is an error that states both numbers. Generation is the LM's own `generate` on `inputs_embeds` (KV cache,
+greedy or sampling). `internal_direct` additions enter through forward pre-hooks on the LM's blocks, applied on the
+full-sequence pass only (the prompt), never on single-token decoding steps.
+
+Saved as a folder: `raylayers_model.json` (what to rebuild), `connector.safetensors`, and `lm/` (the LM with
+`save_pretrained`, only when it was trained) plus the tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from raylayers.config import ModelConfig
+from raylayers.connectors import ConnectorSpec, build_connector, connector_class
+from raylayers.encoders import VisionTower, quiet_transformers
+from raylayers.errors import UserError
+from raylayers.tokenizer import IMAGE_TOKEN
+
+MODEL_FILE = "raylayers_model.json"
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False):
+    """The LM's tokenizer, with an `<image>` token added when it has none, and a pad token."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot load the tokenizer of '{source}': {str(err).splitlines()[0][:200]}") from None
+    if IMAGE_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    return tokenizer
+
+
+def load_lm(source: str, vocab_size: int, trust_remote_code: bool = False, seed: int = 0):
+    """The causal LM: pretrained weights when the folder/id has them, else initialised from its config."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    folder = Path(source)
+    has_weights = not folder.is_dir() or any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
+    try:
+        if has_weights:
+            lm = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust_remote_code)
+        else:
+            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+            torch.manual_seed(seed)
+            lm = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot load the LM '{source}': {str(err).splitlines()[0][:200]}") from None
+    if lm.get_input_embeddings().num_embeddings < vocab_size:
+        lm.resize_token_embeddings(vocab_size)
+    return lm
+
+
+def _decoder_blocks(lm) -> nn.ModuleList:
+    depth = lm.config.get_text_config().num_hidden_layers
+    for module in lm.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == depth:
+            return module
+    raise UserError(f"cannot find the {depth} decoder blocks of {type(lm).__name__} (needed by internal_direct)")
+
+
+def resolve_model_layers(config: ModelConfig, num_encoder_layers: int) -> list[int]:
+    """The configured layers, or for `concat` without layers one representative per LRS group."""
+    if config.layers or config.connector != "concat" or not config.lrs:
+        return list(config.layers)
+    from raylayers.lrs import load_lrs
+
+    lrs = load_lrs(config.lrs)
+    if lrs["num_layers"] != num_encoder_layers:
+        raise UserError(f"LRS file '{config.lrs}' is for a {lrs['num_layers']}-layer encoder, this encoder has "
+                        f"{num_encoder_layers}")
+    return [group["representative"] for group in lrs["groups"]]
+
+
+class LlavaLayers(nn.Module):
+    """Tower + connector + LM. The tower never trains; the connector always does; the LM in stage 2."""
+
+    def __init__(self, tower: VisionTower, connector: nn.Module, lm: nn.Module, spec: ConnectorSpec,
+                 image_token_id: int, config: ModelConfig):
+        super().__init__()
+        # The tower is frozen and lives outside the module tree: DeepSpeed never wraps, casts, partitions or saves
+        # it, and its features can come from the feature cache instead.
+        object.__setattr__(self, "tower", tower)
+        self.connector = connector
+        self.lm = lm
+        self.spec = spec
+        self.image_token_id = image_token_id
+        self.config = config
+        self.vision_layers = connector_class(spec.name).required_layers(spec)
+        self._additions: dict[int, torch.Tensor] = {}
+        if spec.name == "internal_direct":
+            for index, block in enumerate(_decoder_blocks(lm)):
+                block.register_forward_pre_hook(self._add_hook(index), with_kwargs=True)
+
+    # ---------------------------------------------------------------------------------------------- building
+    @classmethod
+    def build(cls, config: ModelConfig, tokenizer=None, seed: int = 0) -> "LlavaLayers":
+        quiet_transformers()
+        tower = VisionTower.from_pretrained(config.encoder, trust_remote_code=config.trust_remote_code)
+        tokenizer = tokenizer or load_tokenizer(config.lm, config.trust_remote_code)
+        lm = load_lm(config.lm, len(tokenizer), config.trust_remote_code, seed)
+        image_size = tower.image_processor_size()
+        grid = (image_size[0] // tower.patch_size, image_size[1] // tower.patch_size) if tower.patch_size else (0, 0)
+        text_config = lm.config.get_text_config()
+        spec = ConnectorSpec(
+            name=config.connector, vision_dim=tower.hidden_size, llm_dim=text_config.hidden_size,
+            num_encoder_layers=tower.num_layers, layers=resolve_model_layers(config, tower.num_layers),
+            projector=config.projector, grid=grid, num_llm_layers=text_config.num_hidden_layers,
+            options=dict(config.connector_options))
+        connector_class(spec.name)  # unknown names fail here, naming the valid ones
+        torch.manual_seed(seed)
+        connector = build_connector(spec)
+        if config.gradient_checkpointing:
+            lm.gradient_checkpointing_enable()
+        return cls(tower, connector, lm, spec, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN), config)
+
+    def to(self, *args, **kwargs):
+        self.tower.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    @property
+    def num_patches(self) -> int:
+        return self.spec.grid[0] * self.spec.grid[1]
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.connector.num_tokens(self.num_patches)
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {"connector": sum(p.numel() for p in self.connector.parameters()),
+                "lm": sum(p.numel() for p in self.lm.parameters()),
+                "vision_tower": sum(p.numel() for p in self.tower.parameters())}
+
+    def metadata(self) -> dict:
+        """What a run records about the model (parameter counts, visual token count, layers)."""
+        return {"connector": self.spec.name, "vision_layers": self.vision_layers,
+                "selected_layers": self.spec.layers, "num_image_tokens": self.num_image_tokens,
+                "parameters": self.parameter_counts(), "encoder": self.config.encoder, "lm": self.config.lm}
+
+    # ---------------------------------------------------------------------------------------------- forward
+    def image_features(self, pixel_values: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The connector's input layers for a batch of images (frozen tower, no gradients)."""
+        return self.tower(pixel_values, self.vision_layers)
+
+    def _add_hook(self, index: int):
+        def hook(module, args, kwargs):
+            addition = self._additions.get(index)
+            if addition is None:
+                return None
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if hidden.shape[:2] != addition.shape[:2]:  # a single-token decoding step: nothing to add
+                return None
+            hidden = hidden + addition.to(hidden.dtype)
+            if args:
+                return (hidden, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": hidden}
+        return hook
+
+    def embed(self, input_ids: torch.Tensor, features: dict[int, torch.Tensor] | None) -> torch.Tensor:
+        """Token embeddings with the image tokens replaced by the connector's output."""
+        embeds = self.lm.get_input_embeddings()(input_ids)  # (B, S, H)
+        self._additions = {}
+        mask = input_ids == self.image_token_id  # (B, S)
+        if features is None:
+            if mask.any():
+                raise ValueError(f"{int(mask.sum())} image tokens in the batch but no image features")
+            return embeds
+        output = self.connector({k: v.to(embeds.dtype) for k, v in features.items()})
+        visual, additions = output if isinstance(output, tuple) else (output, {})
+        if int(mask.sum()) != visual.shape[0] * visual.shape[1]:
+            raise ValueError(f"image features {visual.shape[0] * visual.shape[1]} vs image tokens {int(mask.sum())}")
+        embeds = embeds.masked_scatter(mask.unsqueeze(-1), visual.to(embeds.dtype))
+        for index, addition in additions.items():  # internal_direct: dense (B, S, H) additions at image positions
+            dense = torch.zeros_like(embeds).masked_scatter(mask.unsqueeze(-1), addition.to(embeds.dtype))
+            self._additions[index] = dense
+        return embeds
+
+    def forward(self, input_ids, attention_mask=None, labels=None, pixel_values=None, features=None):
+        if features is None and pixel_values is not None:
+            features = self.image_features(pixel_values)
+        embeds = self.embed(input_ids, features)
+        try:
+            return self.lm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
+        finally:
+            self._additions = {}
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, pixel_values=None, features=None, max_new_tokens=16,
+                 **kwargs) -> torch.Tensor:
+        """New token ids only (B, <= max_new_tokens); greedy unless sampling options are given."""
+        if features is None and pixel_values is not None:
+            features = self.image_features(pixel_values)
+        embeds = self.embed(input_ids, features)
+        kwargs.setdefault("do_sample", False)
+        try:
+            return self.lm.generate(inputs_embeds=embeds, attention_mask=attention_mask,
+                                    max_new_tokens=max_new_tokens, **kwargs)
+        finally:
+            self._additions = {}
+
+    # ---------------------------------------------------------------------------------------------- save/load
+    def trainable_state(self, include_lm: bool) -> dict[str, torch.Tensor]:
+        state = {f"connector.{k}": v for k, v in self.connector.state_dict().items()}
+        if include_lm:
+            state.update({f"lm.{k}": v for k, v in self.lm.state_dict().items()})
+        return state
+
+    def save(self, folder: str | Path, tokenizer, include_lm: bool = True) -> Path:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.connector.state_dict().items()},
+                  folder / "connector.safetensors")
+        lm_source = self.config.lm
+        if include_lm:
+            self.lm.save_pretrained(folder / "lm")
+            lm_source = "lm"
+        tokenizer.save_pretrained(folder / "tokenizer")
+        meta = {"model": {**asdict(self.config), "layers": self.spec.layers}, "lm_source": lm_source,
+                **self.metadata()}
+        (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> tuple["LlavaLayers", object]:
+        """A saved model and its tokenizer."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        meta_path = folder / MODEL_FILE
+        if not meta_path.is_file():
+            raise UserError(f"'{folder}' is not a raylayers checkpoint (no {MODEL_FILE})")
+        meta = json.loads(meta_path.read_text())
+        config = ModelConfig(**meta["model"])
+        tokenizer = load_tokenizer(str(folder / "tokenizer"))
+        lm_source = meta["lm_source"]
+        if lm_source == "lm":
+            config.lm = str(folder / "lm")
+        model = cls.build(config, tokenizer)
+        model.connector.load_state_dict(load_file(folder / "connector.safetensors"))
+        return model, tokenizer

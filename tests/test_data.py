@@ -1,0 +1,91 @@
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raylayers.data import IGNORE_INDEX, ConversationEncoder, load_records
+from raylayers.errors import UserError
+from raylayers.tokenizer import IMAGE_TOKEN, train_world_tokenizer
+
+TEXTS = ["What colour is the square? red", "There are 2 objects: a large red circle.", "How many? 3"] * 10
+CONVERSATION = [{"from": "human", "value": "<image>\nHow many circles are there?"}, {"from": "gpt", "value": "3"},
+                {"from": "human", "value": "What colour is the square?"}, {"from": "gpt", "value": "red"}]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_world_tokenizer(TEXTS)
+
+
+def _image_id(tokenizer):
+    return tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+
+
+def _supervised_text(tokenizer, ids, labels):
+    return tokenizer.decode([i for i, label in zip(ids, labels) if label != IGNORE_INDEX])
+
+
+def test_chat_template_supervises_only_answers(tokenizer):
+    encoder = ConversationEncoder(tokenizer, _image_id(tokenizer), 5, 256, template="chat")
+    ids, labels = encoder.encode(CONVERSATION)
+    assert ids[0] == tokenizer.bos_token_id
+    assert ids.count(_image_id(tokenizer)) == 5  # <image> expanded to the connector's token count
+    assert _supervised_text(tokenizer, ids, labels) == " 3</s> red</s>"
+    assert all(label == IGNORE_INDEX for i, label in zip(ids, labels) if i == _image_id(tokenizer))
+
+
+def test_plain_template_is_image_then_caption(tokenizer):
+    encoder = ConversationEncoder(tokenizer, _image_id(tokenizer), 4, 64, template="plain")
+    ids, labels = encoder.encode(CONVERSATION[:2])
+    assert ids[1:5] == [_image_id(tokenizer)] * 4
+    assert _supervised_text(tokenizer, ids, labels) == "3</s>"
+
+
+def test_vicuna_fallback_without_chat_template(tokenizer):
+    plain_tokenizer = train_world_tokenizer(TEXTS)
+    plain_tokenizer.chat_template = None
+    encoder = ConversationEncoder(plain_tokenizer, _image_id(plain_tokenizer), 2, 256, template="chat")
+    ids, labels = encoder.encode(CONVERSATION)
+    assert "USER:" in plain_tokenizer.decode(ids) and "ASSISTANT:" in plain_tokenizer.decode(ids)
+    assert _supervised_text(plain_tokenizer, ids, labels) == " 3</s> red</s>"
+
+
+def test_truncation_never_cuts_image_tokens(tokenizer):
+    with pytest.raises(UserError, match="no room for text after the 60 image tokens"):
+        ConversationEncoder(tokenizer, _image_id(tokenizer), 60, 64)
+    encoder = ConversationEncoder(tokenizer, _image_id(tokenizer), 10, 20, template="chat")
+    ids, labels = encoder.encode(CONVERSATION)
+    assert len(ids) == 20 and ids.count(_image_id(tokenizer)) == 10 and encoder.truncated == 1
+
+
+def test_records_from_json_and_parquet_are_the_same(tmp_path):
+    records = [{"id": "a", "image": "x.png", "conversations": CONVERSATION},
+               {"id": "b", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}]
+    (tmp_path / "d.json").write_text(json.dumps(records))
+    table = pa.Table.from_pylist(records)
+    pq.write_table(table, tmp_path / "d.parquet")
+    from_json, from_parquet = load_records(tmp_path / "d.json"), load_records(tmp_path / "d.parquet")
+    assert [(r.id, r.image, r.conversations) for r in from_json] == \
+        [(r.id, r.image, r.conversations) for r in from_parquet]
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"id": "r7", "image": "x.png", "conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}]},
+     "record r7 .* turn 0 must be"),
+    ({"id": "r8", "conversations": [{"from": "human", "value": "<image>\\nq"}, {"from": "gpt", "value": "a"}]},
+     "record r8 .* no image"),
+    ({"id": "r9", "image": "x.png", "conversations": [{"from": "human", "value": "q"}]}, "record r9"),
+    ({"id": "r10", "image": "x.png", "conversations": "nope"}, "record r10"),
+])
+def test_malformed_records_name_their_id(tmp_path, record, message):
+    (tmp_path / "d.json").write_text(json.dumps([record]).replace("\\\\n", "\\n"))
+    with pytest.raises(UserError, match=message):
+        load_records(tmp_path / "d.json")
+
+
+def test_image_placeholder_is_added_when_missing(tmp_path):
+    record = {"id": "c", "image": "x.png", "conversations": [{"from": "human", "value": "q"},
+                                                             {"from": "gpt", "value": "a"}]}
+    (tmp_path / "d.json").write_text(json.dumps([record]))
+    assert load_records(tmp_path / "d.json")[0].conversations[0]["value"] == "<image>\nq"

@@ -1,0 +1,114 @@
+"""`raylayers train` for real: Ray Train workers, DeepSpeed ZeRO on the CPU accelerator (gloo), tiny world."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from raylayers.config import TrainConfig, load_config
+from raylayers.connectors import CONNECTORS
+from raylayers.errors import UserError
+from raylayers.train import check_before_launch, deepspeed_config, run_training
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_config(stack, *overrides):
+    world, encoder = stack / "world", stack / "encoder"
+    data = {
+        "model": {"encoder": str(encoder), "lm": str(encoder / "lm"), "connector": "mlp2x_gelu", "layers": [-2]},
+        "data": {"stage1": str(world / "stage1.json"), "stage2": str(world / "stage2.json"),
+                 "val": str(world / "stage2_val.json"), "max_length": 160, "val_records": 8},
+        "stage1": {"learning_rate": 3e-3, "epochs": 2, "global_batch_size": 8, "micro_batch_size": 4},
+        "stage2": {"learning_rate": 3e-3, "epochs": 2, "global_batch_size": 8, "micro_batch_size": 4,
+                   "train_lm": True, "template": "chat"},
+        "resources": {"num_workers": 1},
+        "checkpoint": {"every_steps": 4},
+        "probe_every_steps": 0,
+    }
+    return load_config(TrainConfig, data=data, overrides=list(overrides))
+
+
+def losses(out):
+    summary = json.loads((out / "train_summary.json").read_text())
+    return summary
+
+
+def scalars(out, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    return [event.value for event in events.Scalars(tag)]
+
+
+def test_two_workers_zero2_both_stages(tiny_stack, tmp_path):
+    config = tiny_config(tiny_stack, "resources.num_workers=2", "deepspeed.zero_stage=2",
+                         "cache.dir=" + str(tmp_path / "cache"))
+    summary = run_training(config, tmp_path / "run")
+    assert set(summary["stages"]) == {"stage1", "stage2"}
+    for stage in ("stage1", "stage2"):
+        curve = scalars(tmp_path / "run", f"{stage}/loss")
+        assert curve[-1] < curve[0], (stage, curve)
+        assert summary["stages"][stage]["ranks_agree"] is True
+    for tag in ("learning_rate", "grad_norm", "samples_per_s", "tokens_per_s"):
+        assert scalars(tmp_path / "run", f"stage2/{tag}")
+    assert 0.0 <= summary["final_metrics"]["val_answer_accuracy"] <= 1.0
+    assert (tmp_path / "run" / "model" / "connector.safetensors").is_file()
+    metadata = json.loads((tmp_path / "run" / "model_metadata.json").read_text())
+    assert metadata["num_image_tokens"] == 16 and metadata["parameters"]["connector"] > 0
+
+
+def test_two_workers_zero3(tiny_stack, tmp_path):
+    config = tiny_config(tiny_stack, "resources.num_workers=2", "deepspeed.zero_stage=3", "stages=[stage2]",
+                         "cache.enabled=false")
+    summary = run_training(config, tmp_path / "run")
+    curve = scalars(tmp_path / "run", "stage2/loss")
+    assert curve[-1] < curve[0]
+    assert summary["stages"]["stage2"]["ranks_agree"] is True
+
+
+@pytest.mark.parametrize("connector", sorted(CONNECTORS))
+def test_every_connector_trains(connector, tiny_stack, tmp_path):
+    layers = "[1,3]" if connector in ("concat", "mmfuser", "internal_direct") else "[]"
+    config = tiny_config(tiny_stack, f"model.connector={connector}", f"model.layers={layers}", "stages=[stage1]",
+                         "stage1.epochs=3", "deepspeed.zero_stage=0", "cache.dir=" + str(tmp_path.parent / "cache"))
+    run_training(config, tmp_path / "run")
+    curve = scalars(tmp_path / "run", "stage1/loss")
+    assert curve[-1] < curve[0], curve
+
+
+def test_bad_connector_or_layer_fails_before_any_worker(tiny_stack, tmp_path):
+    with pytest.raises(UserError, match="unknown connector 'fancy' \\(valid: linear, mlp2x_gelu"):
+        check_before_launch(tiny_config(tiny_stack, "model.connector=fancy"))
+    with pytest.raises(UserError, match="layer 9 requested, encoder has 4 layers"):
+        check_before_launch(tiny_config(tiny_stack, "model.layers=[9]"))
+    with pytest.raises(UserError, match="data.stage1"):
+        check_before_launch(tiny_config(tiny_stack, f"data.stage1={tmp_path / 'nope.json'}"))
+
+
+def test_deepspeed_config_fills_batch_sizes_and_precision(tiny_stack):
+    config = tiny_config(tiny_stack, "resources.num_workers=2", "deepspeed.zero_stage=3")
+    ds = deepspeed_config(config, config.stage1, 2, use_gpu=False, hidden_size=32)
+    assert ds["train_batch_size"] == 8 and ds["gradient_accumulation_steps"] == 1
+    assert ds["zero_optimization"]["stage"] == 3 and ds["bf16"]["enabled"] is False
+    assert isinstance(ds["zero_optimization"]["stage3_prefetch_bucket_size"], int)
+
+
+def test_bad_images_are_skipped_and_counted(tiny_stack, tmp_path):
+    records = json.loads((tiny_stack / "world" / "stage1.json").read_text())
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    records[0]["image"] = str(broken)
+    records[1]["image"] = str(tmp_path / "missing.png")
+    for record in records[2:]:
+        record["image"] = str(tiny_stack / "world" / record["image"])
+    (tmp_path / "stage1.json").write_text(json.dumps(records))
+    config = tiny_config(tiny_stack, f"data.stage1={tmp_path / 'stage1.json'}", "stages=[stage1]",
+                         "stage1.epochs=1", "cache.enabled=false", "data.val=null")
+    summary = run_training(config, tmp_path / "run")
+    assert sum(summary["skipped"].values()) == 2, summary["skipped"]
+    assert summary["stages"]["stage1"]["samples"] == len(records) - 2
