@@ -104,6 +104,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from raylayers.export import export_hf
+
+    folder = export_hf(args.checkpoint, args.out)
+    _say(f"exported to {Path(folder).resolve()} (LlavaForConditionalGeneration + AutoProcessor, loads offline)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """World -> encoder -> LRS, offline on CPU (the search joins this pipeline in a later release)."""
     out = Path(args.out)
@@ -183,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set model.connector=concat (repeatable)")
     train.set_defaults(func=cmd_train)
+
+    export = commands.add_parser("export", help="write a checkpoint as a transformers LLaVA folder")
+    export.add_argument("--checkpoint", required=True, help="a model folder written by `raylayers train`")
+    export.add_argument("--format", choices=["hf"], default="hf", help="hf: LlavaForConditionalGeneration")
+    export.add_argument("--out", required=True, help="folder to write")
+    export.set_defaults(func=cmd_export)
 
     demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS")
     demo.add_argument("--out", default="runs/demo", help="folder for everything the demo writes")

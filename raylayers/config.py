@@ -297,7 +297,10 @@ class TrainConfig:
     seed: int = 0
     """Seed for initialisation, data order and the probe subset."""
     log_every_steps: int = 1
-    """TensorBoard and Ray metrics every N optimizer steps."""
+    """TensorBoard scalars every N optimizer steps (rank 0, local and cheap)."""
+    report_every_steps: int = 10
+    """Metrics to Ray (and Tune) every N optimizer steps; also at every probe and checkpoint. A Ray Train report
+    is a barrier across workers, so reporting every step slows small models down."""
     probe_every_steps: int = 25
     """Validation probe every N optimizer steps (0: only at stage ends)."""
     stages: list[str] = dataclasses.field(default_factory=lambda: ["stage1", "stage2"])

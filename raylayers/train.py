@@ -36,7 +36,7 @@ from raylayers.config import StageConfig, TrainConfig, from_dict, to_dict
 from raylayers.errors import UserError
 
 STATE_FILE = "state.json"
-DIVERGED = "diverged"
+DIVERGED_FILE = "diverged.json"
 
 
 # ================================================================================================ DeepSpeed config
@@ -383,6 +383,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         resume_dir = Path(checkpoint.to_directory())
         state = json.loads((resume_dir / STATE_FILE).read_text())
         carried = read_checkpoint_weights(resume_dir)
+        print(f"[raylayers] rank {rank} resumes from {state['stage']} step {state['step']} ({resume_dir})",
+              flush=True)
 
     writer = None
     if rank == 0:
@@ -391,7 +393,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
         out.mkdir(parents=True, exist_ok=True)
         writer = SummaryWriter(str(out / "tensorboard"))
     tokenizer = load_tokenizer(config.model.lm, config.model.trust_remote_code)
-    summary = {"stages": {}, "skipped": {}, "truncated": {}}
+    summary = {"stages": {}, "skipped": {}, "truncated": {}, "resumed_from": None}
+    if resume_dir is not None:
+        summary["resumed_from"] = {"stage": state["stage"], "step": state["step"], "global_step": state["global_step"]}
     started = time.perf_counter()
     lm_trained = any(getattr(config, name).train_lm for name in state["stages_done"])
     for stage_name in config.stages:
@@ -468,9 +472,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 "grad_norm": float(engine.get_global_grad_norm() or 0.0), "samples_per_s": images / seconds,
                 "tokens_per_s": tokens / seconds, "epoch": (step + 1) / steps_per_epoch,
             }
-            if not math.isfinite(metrics["loss"]):
-                metrics[DIVERGED] = 1
-                ray.train.report(metrics)  # no checkpoint: the last good one stays the latest
+            if not math.isfinite(metrics["loss"]):  # every rank sees the same all-reduced loss: all stop here
+                if rank == 0:  # no checkpoint of this state: the last good one stays the latest
+                    (out / DIVERGED_FILE).write_text(json.dumps(metrics, indent=2))
                 if writer is not None:
                     writer.close()
                 return
@@ -494,7 +498,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 with gathered(trainable, zero_stage):
                     carried = trainable_weights(model, include_lm=lm_trained or not _lm_has_weights(config))
                 save_checkpoint(engine, carried, state, metrics, rank)
-            elif logging:
+            elif probing or (step + 1) % config.report_every_steps == 0:
                 ray.train.report(metrics)
         summary["stages"][stage_name] = {
             "steps": total_steps, "samples": len(samples), "accumulation": accumulation,
@@ -607,12 +611,14 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.checkpoint.keep),
             callbacks=callbacks),
     )
+    (out / DIVERGED_FILE).unlink(missing_ok=True)
     result = trainer.fit()
     metrics = dict(result.metrics or {})
-    if metrics.get(DIVERGED):
-        last = result.checkpoint.path if result.checkpoint else "none"
-        raise UserError(f"training stopped: the loss became NaN/inf at {metrics.get('stage')} step "
-                        f"{metrics.get('step')}; last good checkpoint: {last}")
+    if (out / DIVERGED_FILE).exists():
+        diverged = json.loads((out / DIVERGED_FILE).read_text())
+        last = result.checkpoint.path if result.checkpoint else "none (it diverged before the first)"
+        raise UserError(f"training stopped: the loss became NaN/inf at {diverged['stage']} step "
+                        f"{diverged['step']}; last good checkpoint: {last}")
     summary_path = out / "train_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary.update({"final_metrics": metrics, "checkpoint": result.checkpoint.path if result.checkpoint else None,

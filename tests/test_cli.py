@@ -10,7 +10,7 @@ import pytest
 
 from raylayers.cli import build_parser, main
 
-COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "demo"]
+COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "export", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -26,7 +26,7 @@ def tiny_config(stack, *overrides):
         "stage2": {"learning_rate": 3e-3, "epochs": 2, "global_batch_size": 8, "micro_batch_size": 4,
                    "train_lm": True, "template": "chat"},
         "resources": {"num_workers": 1},
-        "checkpoint": {"every_steps": 4},
+        "checkpoint": {"every_steps": 100},
         "probe_every_steps": 0,
     }
     return load_config(TrainConfig, data=data, overrides=list(overrides))
@@ -112,3 +112,53 @@ def test_bad_images_are_skipped_and_counted(tiny_stack, tmp_path):
     summary = run_training(config, tmp_path / "run")
     assert sum(summary["skipped"].values()) == 2, summary["skipped"]
     assert summary["stages"]["stage1"]["samples"] == len(records) - 2
+
+
+def _train_worker_pids():
+    import psutil
+
+    pids = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if "RayTrainWorker" in cmdline:
+            pids.append(process.pid)
+    return pids
+
+
+def test_killed_worker_resumes_from_the_last_checkpoint(tiny_stack, tmp_path):
+    config = tiny_config(tiny_stack, "resources.num_workers=2", "stages=[stage1]", "stage1.epochs=12",
+                         "checkpoint.every_steps=5", "cache.dir=" + str(tmp_path / "cache"), "data.val=null")
+    out = tmp_path / "run"
+    killed = []
+
+    def kill_one_worker_after_a_checkpoint():
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            # kill once the controller has registered a checkpoint (its snapshot lists one)
+            snapshots = list((out / "ray").glob("*/checkpoint_manager_snapshot.json"))
+            if snapshots and "stage1-step" in snapshots[0].read_text():
+                pids = _train_worker_pids()
+                if pids:
+                    os.kill(pids[-1], signal.SIGKILL)
+                    killed.append(pids[-1])
+                    return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=kill_one_worker_after_a_checkpoint, daemon=True)
+    watcher.start()
+    summary = run_training(config, out)
+    watcher.join(timeout=5)
+    assert killed, "no worker was killed: the run finished before its first checkpoint"
+    steps = summary["stages"]["stage1"]["steps"]
+    assert steps == 12 * (48 // 8)
+    assert summary["final_metrics"]["step"] == steps  # the step count is intact after the restart
+    resumed = summary["resumed_from"]
+    assert resumed is not None and resumed["step"] % 5 == 0 and 0 < resumed["step"] < steps
+    assert summary["final_metrics"]["global_step"] == steps
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_stack, tmp_path):
+    config = tiny_config(tiny_stack, "stages=[stage1]", "stage1.learning_rate=1.0e+30", "stage1.epochs=1",
+                         "checkpoint.every_steps=1", "data.val=null", "checkpoint.max_failures=0")
+    with pytest.raises(UserError, match="loss became NaN/inf at stage1 step \\d+; last good checkpoint: .*step"):
+        run_training(config, tmp_path / "run")

@@ -16,7 +16,7 @@ class ScalarMixConnector(nn.Module):
         super().__init__()
         self.layers = self.required_layers(spec)
         self.weights = nn.Parameter(torch.zeros(len(self.layers)))
-        self.gamma = nn.Parameter(torch.ones(()))
+        self.gamma = nn.Parameter(torch.ones(1))  # shape (1,): DeepSpeed cannot broadcast 0-dim parameters
         self.proj = projector(spec.projector, spec.vision_dim, spec.llm_dim)
 
     @staticmethod
