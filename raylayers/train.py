@@ -549,7 +549,7 @@ def check_before_launch(config: TrainConfig) -> dict:
 
     from raylayers.connectors import ConnectorSpec, connector_class
     from raylayers.encoders import _load_config, quiet_transformers
-    from raylayers.model import resolve_model_layers
+    from raylayers.model import load_tokenizer, resolve_model_layers
 
     quiet_transformers()
     cls = connector_class(config.model.connector)  # names the valid choices
@@ -566,6 +566,7 @@ def check_before_launch(config: TrainConfig) -> dict:
         AutoConfig.from_pretrained(config.model.lm, trust_remote_code=config.model.trust_remote_code)
     except (OSError, ValueError) as err:
         raise UserError(f"model.lm: cannot load '{config.model.lm}': {str(err).splitlines()[0][:200]}") from None
+    load_tokenizer(config.model.lm, config.model.trust_remote_code)
     spec = ConnectorSpec(name=config.model.connector, vision_dim=1, llm_dim=1, num_encoder_layers=depth,
                          layers=resolve_model_layers(config.model, depth), projector=config.model.projector)
     return {"encoder_layers": depth, "vision_layers": cls.required_layers(spec)}
@@ -588,6 +589,7 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    config = with_absolute_paths(config)  # workers run in their own working directories
     checked = check_before_launch(config)
     (out / "config.yaml").write_text(_yaml_dump(to_dict(config)))
     _ray_init()
@@ -612,7 +614,13 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
             callbacks=callbacks),
     )
     (out / DIVERGED_FILE).unlink(missing_ok=True)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception as err:  # a worker's UserError arrives wrapped in Ray's error with its traceback
+        message = _user_error_in(str(err))
+        if message is None:
+            raise
+        raise UserError(message) from None
     metrics = dict(result.metrics or {})
     if (out / DIVERGED_FILE).exists():
         diverged = json.loads((out / DIVERGED_FILE).read_text())
@@ -625,6 +633,33 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
                     **checked})
     summary_path.write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _user_error_in(text: str) -> str | None:
+    """The message of a `UserError` raised inside a worker, found in Ray's error text; None if there is none."""
+    marker = "raylayers.errors.UserError: "
+    if marker not in text:
+        return None
+    return text.split(marker, 1)[1].splitlines()[0].strip()
+
+
+def with_absolute_paths(config: TrainConfig) -> TrainConfig:
+    """Local paths made absolute (hub ids and missing paths are left as they are)."""
+    import dataclasses
+
+    def absolute(value):
+        return str(Path(value).resolve()) if value and Path(value).exists() else value
+
+    model = dataclasses.replace(config.model, encoder=absolute(config.model.encoder), lm=absolute(config.model.lm),
+                                lrs=absolute(config.model.lrs))
+    data = dataclasses.replace(config.data, stage1=absolute(config.data.stage1), stage2=absolute(config.data.stage2),
+                               val=absolute(config.data.val), image_folder=absolute(config.data.image_folder))
+    cache = dataclasses.replace(config.cache, dir=str(Path(config.cache.dir).resolve()) if config.cache.dir else None)
+    deepspeed = dataclasses.replace(config.deepspeed, config=absolute(config.deepspeed.config))
+    resources = dataclasses.replace(config.resources, storage_path=str(Path(config.resources.storage_path).resolve())
+                                    if config.resources.storage_path and "://" not in config.resources.storage_path
+                                    else config.resources.storage_path)
+    return dataclasses.replace(config, model=model, data=data, cache=cache, deepspeed=deepspeed, resources=resources)
 
 
 def _yaml_dump(data: dict) -> str:

@@ -162,3 +162,40 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
                          "checkpoint.every_steps=1", "data.val=null", "checkpoint.max_failures=0")
     with pytest.raises(UserError, match="loss became NaN/inf at stage1 step \\d+; last good checkpoint: .*step"):
         run_training(config, tmp_path / "run")
+
+
+def test_cli_train_with_a_shipped_recipe_and_overrides(tiny_stack, tmp_path, capsys):
+    from raylayers.cli import main
+
+    world, encoder = tiny_stack / "world", tiny_stack / "encoder"
+    argv = ["train", "--config", "demo", "--out", str(tmp_path / "run"),
+            "--set", f"model.encoder={encoder}", "--set", f"model.lm={encoder / 'lm'}",
+            "--set", f"data.stage1={world / 'stage1.json'}", "--set", f"data.stage2={world / 'stage2.json'}",
+            "--set", f"data.val={world / 'stage2_val.json'}", "--set", "data.max_length=160",
+            "--set", "stage1.max_steps=2", "--set", "stage2.max_steps=2", "--set", "data.val_records=8",
+            "--set", "stage1.global_batch_size=8", "--set", "stage1.micro_batch_size=4",
+            "--set", "stage2.global_batch_size=8", "--set", "stage2.micro_batch_size=4",
+            "--set", "resources.cpus_per_worker=1", "--set", f"cache.dir={tmp_path / 'cache'}"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "val_answer_accuracy" in out and "model written to" in out
+    assert (tmp_path / "run" / "model" / "raylayers_model.json").is_file()
+    assert main(["train", "--config", "demo", "--out", str(tmp_path / "x"), "--set", "stage1.lr=1"]) == 2
+    assert "unknown key 'stage1.lr'" in capsys.readouterr().err
+
+
+def test_worker_side_user_errors_are_one_line(tiny_stack, tmp_path, capsys):
+    from raylayers.cli import main
+
+    records = json.loads((tiny_stack / "world" / "stage1.json").read_text())
+    for record in records:
+        record["image"] = "gone/" + record["image"]
+    (tmp_path / "stage1.json").write_text(json.dumps(records))
+    world, encoder = tiny_stack / "world", tiny_stack / "encoder"
+    argv = ["train", "--config", "demo", "--out", str(tmp_path / "run"), "--set", f"model.encoder={encoder}",
+            "--set", f"model.lm={encoder / 'lm'}", "--set", f"data.stage1={tmp_path / 'stage1.json'}",
+            "--set", f"data.stage2={world / 'stage2.json'}", "--set", "data.val=null", "--set", "stages=[stage1]",
+            "--set", "checkpoint.max_failures=0", "--set", "cache.enabled=false"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stage1: no usable records" in err[0] and "missing" in err[0]
