@@ -414,6 +414,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         if rank == 0:
             (out / "model_metadata.json").write_text(json.dumps(model.metadata(), indent=2))
 
+        prepare_started = time.perf_counter()
         features = ImageFeatures(model, config, rank, world_size, device)
         encoder = ConversationEncoder(tokenizer, model.image_token_id, model.num_image_tokens,
                                       config.data.max_length, stage.template)
@@ -426,6 +427,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                                                 config.data.max_length, config.stage2.template)
             probe_samples = features.prepare(encode_samples(config.data.val, config, probe_encoder,
                                                             config.data.val_records))
+        prepare_seconds = time.perf_counter() - prepare_started
         if not samples:
             raise UserError(f"{stage_name}: no usable records in '{data_file}' ({dict(features.skipped)})")
 
@@ -502,7 +504,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 ray.train.report(metrics)
         summary["stages"][stage_name] = {
             "steps": total_steps, "samples": len(samples), "accumulation": accumulation,
-            "seconds": round(time.perf_counter() - stage_started, 2), "final": metrics,
+            "prepare_seconds": round(prepare_seconds, 2), "seconds": round(time.perf_counter() - stage_started, 2),
+            "final": metrics,
             "ranks_agree": ranks_agree(carried)}
         for reason, count in features.skipped.items():
             summary["skipped"][f"{stage_name}: {reason}"] = count
