@@ -51,6 +51,17 @@ def projector(kind: str, in_dim: int, out_dim: int) -> nn.Module:
     raise UserError(f"unknown projector '{kind}' (valid: {', '.join(PROJECTORS)})")
 
 
+def deepest_and_rest(spec: ConnectorSpec, default_rest) -> tuple[int, list[int]]:
+    """(base, extras) for connectors built around one deep layer: the deepest selected layer and the others,
+    shallow to deep; with no layers selected, the penultimate and `default_rest(depth)`."""
+    layers = spec.resolved_layers()
+    if layers:
+        base = max(layers)
+        return base, sorted(layer for layer in layers if layer != base)
+    base = penultimate(spec.num_encoder_layers)
+    return base, sorted(set(default_rest(spec.num_encoder_layers)) - {base})
+
+
 def penultimate(num_layers: int) -> int:
     """LLaVA's default layer, "-2", as a positive number."""
     return max(1, num_layers - 1)

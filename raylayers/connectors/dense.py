@@ -17,17 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raylayers.connectors.base import ConnectorSpec, penultimate, projector
+from raylayers.connectors.base import ConnectorSpec, deepest_and_rest, penultimate, projector
 
 
 def _base_and_extras(spec: ConnectorSpec) -> tuple[int, list[int]]:
-    layers = spec.resolved_layers()
-    if layers:
-        base = max(layers)
-        return base, sorted(layer for layer in layers if layer != base)
-    depth = spec.num_encoder_layers
-    extras = sorted({max(1, round(depth / 3) - 1), max(1, round(2 * depth / 3) - 1)})
-    return penultimate(depth), [layer for layer in extras if layer != penultimate(depth)]
+    return deepest_and_rest(spec, lambda depth: {max(1, round(depth / 3) - 1), max(1, round(2 * depth / 3) - 1)})
 
 
 class DenseSTI(nn.Module):
@@ -75,18 +69,22 @@ def _dci_halves(spec: ConnectorSpec) -> tuple[list[int], list[int]]:
     return list(range(0, half)), list(range(half, depth))
 
 
+def _dci_base(spec: ConnectorSpec) -> int:
+    """DCI's base layer: the deepest selected one, or the penultimate (the halves are fixed by the depth)."""
+    return max(spec.resolved_layers(), default=penultimate(spec.num_encoder_layers))
+
+
 class DenseDCI(nn.Module):
     def __init__(self, spec: ConnectorSpec):
         super().__init__()
-        self.base = spec.resolved_layers()[-1] if spec.resolved_layers() else penultimate(spec.num_encoder_layers)
+        self.base = _dci_base(spec)
         self.low, self.high = _dci_halves(spec)
         self.proj = projector("mlp2x_gelu", spec.vision_dim * 3, spec.llm_dim)
 
     @staticmethod
     def required_layers(spec: ConnectorSpec) -> list[int]:
         low, high = _dci_halves(spec)
-        base = spec.resolved_layers()[-1] if spec.resolved_layers() else penultimate(spec.num_encoder_layers)
-        return sorted({*low, *high, base})
+        return sorted({*low, *high, _dci_base(spec)})
 
     def num_tokens(self, num_patches: int) -> int:
         return num_patches

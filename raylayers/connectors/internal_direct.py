@@ -12,18 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raylayers.connectors.base import ConnectorSpec, penultimate, projector
+from raylayers.connectors.base import ConnectorSpec, deepest_and_rest, projector
 from raylayers.errors import UserError
 
 
 def _base_and_extras(spec: ConnectorSpec) -> tuple[int, list[int]]:
-    layers = spec.resolved_layers()
-    if layers:
-        base = max(layers)
-        return base, sorted(layer for layer in layers if layer != base)
-    depth = spec.num_encoder_layers
-    base = penultimate(depth)
-    return base, sorted({max(1, round(depth / 4)), max(1, round(depth / 2))} - {base})
+    return deepest_and_rest(spec, lambda depth: {max(1, round(depth / 4)), max(1, round(depth / 2))})
 
 
 class InternalDirectConnector(nn.Module):

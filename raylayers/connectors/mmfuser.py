@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raylayers.connectors.base import ConnectorSpec, penultimate, projector
+from raylayers.connectors.base import ConnectorSpec, deepest_and_rest, penultimate, projector
 from raylayers.errors import UserError
 
 
@@ -31,11 +31,8 @@ def default_mmfuser_layers(depth: int) -> tuple[int, list[int]]:
 
 
 def _query_and_levels(spec: ConnectorSpec) -> tuple[int, list[int]]:
+    query, levels = deepest_and_rest(spec, lambda depth: default_mmfuser_layers(depth)[1])
     layers = spec.resolved_layers()
-    if not layers:
-        return default_mmfuser_layers(spec.num_encoder_layers)
-    query = max(layers)
-    levels = sorted(layer for layer in layers if layer != query)
     if not levels:
         raise UserError(f"connector 'mmfuser' needs at least two layers (a deep query and shallower levels), "
                         f"got {layers}")
