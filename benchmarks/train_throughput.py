@@ -144,7 +144,7 @@ def main() -> None:
                    "raylayers (feature cache)": timed(lambda: our_step(True), args.warmup, args.steps, sync)}
         trained_parameters = sum(p.numel() for p in trainable)
         tower_parameters = sum(p.numel() for p in ours.tower.parameters())
-        del engine, ours
+        engine = ours = None  # free the memory before the baseline is built
         if use_gpu:
             torch.cuda.empty_cache()
 
