@@ -243,19 +243,31 @@ def probe(engine, samples: list[Sample], features: ImageFeatures, rank: int, wor
           micro_batch: int, pad_id: int) -> dict:
     """Validation loss and answer accuracy (greedy exact match, computed teacher-forced: an answer counts when
     every one of its tokens is the argmax given the right prefix, which is exactly what greedy decoding would
-    produce). Each rank takes a share; sums are all-reduced."""
+    produce), and the loss with each image swapped for another one of the batch: `val_image_reliance` (shuffled
+    minus right) near 0 means the model answers from priors without looking. Each rank takes a share; sums are
+    all-reduced."""
     engine.eval()
     mine = samples[rank::world_size]
     loss_sum, token_count, answers, correct = 0.0, 0, 0, 0
+    shuffled_sum, paired_sum, shuffled_tokens = 0.0, 0.0, 0  # the same tokens with swapped / right images
     for start in range(0, len(mine), micro_batch):
         batch = mine[start:start + micro_batch]
         tensors = {k: v.to(engine.device) for k, v in collate(batch, pad_id).items()}
-        output = engine(**tensors, features=features.get(batch))
+        image_features = features.get(batch)
+        output = engine(**tensors, features=image_features)
         logits = output.logits[:, :-1].float()
         labels = tensors["labels"][:, 1:]
         supervised = labels != -100
-        loss_sum += float(torch.nn.functional.cross_entropy(logits[supervised], labels[supervised], reduction="sum"))
+        batch_loss = float(torch.nn.functional.cross_entropy(logits[supervised], labels[supervised], reduction="sum"))
+        loss_sum += batch_loss
         token_count += int(supervised.sum())
+        if image_features is not None and next(iter(image_features.values())).shape[0] > 1:
+            swapped = {layer: value.roll(1, dims=0) for layer, value in image_features.items()}
+            other = engine(**tensors, features=swapped).logits[:, :-1].float()
+            shuffled_sum += float(torch.nn.functional.cross_entropy(other[supervised], labels[supervised],
+                                                                    reduction="sum"))
+            paired_sum += batch_loss
+            shuffled_tokens += int(supervised.sum())
         hits = (logits.argmax(-1) == labels) | ~supervised
         for row in range(labels.shape[0]):  # answers are runs of supervised tokens
             flags, positions = supervised[row].tolist(), hits[row].tolist()
@@ -270,10 +282,15 @@ def probe(engine, samples: list[Sample], features: ImageFeatures, rank: int, wor
                     position = end
                 else:
                     position += 1
-    loss_sum, token_count, answers, correct = _all_reduce_sum([loss_sum, token_count, answers, correct])
+    loss_sum, token_count, answers, correct, shuffled_sum, paired_sum, shuffled_tokens = _all_reduce_sum(
+        [loss_sum, token_count, answers, correct, shuffled_sum, paired_sum, shuffled_tokens])
     engine.train()
-    return {"val_loss": loss_sum / max(token_count, 1), "val_answer_accuracy": correct / max(answers, 1),
-            "val_answers": int(answers)}
+    metrics = {"val_loss": loss_sum / max(token_count, 1), "val_answer_accuracy": correct / max(answers, 1),
+               "val_answers": int(answers)}
+    if shuffled_tokens:
+        metrics["val_loss_shuffled_images"] = shuffled_sum / shuffled_tokens
+        metrics["val_image_reliance"] = (shuffled_sum - paired_sum) / shuffled_tokens
+    return metrics
 
 
 @contextlib.contextmanager

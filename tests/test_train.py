@@ -57,6 +57,7 @@ def test_two_workers_zero2_both_stages(tiny_stack, tmp_path):
     for tag in ("learning_rate", "grad_norm", "samples_per_s", "tokens_per_s"):
         assert scalars(tmp_path / "run", f"stage2/{tag}")
     assert 0.0 <= summary["final_metrics"]["val_answer_accuracy"] <= 1.0
+    assert "val_image_reliance" in summary["final_metrics"]
     assert (tmp_path / "run" / "model" / "connector.safetensors").is_file()
     metadata = json.loads((tmp_path / "run" / "model_metadata.json").read_text())
     assert metadata["num_image_tokens"] == 16 and metadata["parameters"]["connector"] > 0
