@@ -32,11 +32,6 @@ def tiny_config(stack, *overrides):
     return load_config(TrainConfig, data=data, overrides=list(overrides))
 
 
-def losses(out):
-    summary = json.loads((out / "train_summary.json").read_text())
-    return summary
-
-
 def scalars(out, tag):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
