@@ -100,7 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     final = summary.get("final_metrics", {})
     described = ", ".join(f"{k} {final[k]:.4g}" for k in ("loss", "val_loss", "val_answer_accuracy") if k in final)
     _say(f"trained in {summary.get('seconds', 0):.0f}s: {described}")
-    _say(f"model written to {Path(args.out).resolve() / 'model'}; TensorBoard: {Path(args.out).resolve() / 'tensorboard'}")
+    out = Path(args.out).resolve()
+    _say(f"model written to {out / 'model'}; TensorBoard: {out / 'tensorboard'}")
     return 0
 
 

@@ -43,14 +43,18 @@ def load_tokenizer(source: str, trust_remote_code: bool = False):
     return tokenizer
 
 
+def lm_has_weights(source: str) -> bool:
+    """Whether an LM source brings weights: a hub id does; a folder only when it holds weight files."""
+    folder = Path(source)
+    return not folder.is_dir() or any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
+
+
 def load_lm(source: str, vocab_size: int, trust_remote_code: bool = False, seed: int = 0):
     """The causal LM: pretrained weights when the folder/id has them, else initialised from its config."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    folder = Path(source)
-    has_weights = not folder.is_dir() or any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
     try:
-        if has_weights:
+        if lm_has_weights(source):
             lm = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=trust_remote_code)
         else:
             config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)

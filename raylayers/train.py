@@ -378,7 +378,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     import ray.train
 
     from raylayers.data import ConversationEncoder
-    from raylayers.model import LlavaLayers, load_tokenizer
+    from raylayers.model import LlavaLayers, lm_has_weights, load_tokenizer
 
     config = from_dict(TrainConfig, loop_config["config"])
     out = Path(loop_config["out"])
@@ -515,7 +515,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 if done:
                     state["stages_done"].append(stage_name)
                 with gathered(trainable, zero_stage):
-                    carried = trainable_weights(model, include_lm=lm_trained or not _lm_has_weights(config))
+                    carried = trainable_weights(model, include_lm=lm_trained or not lm_has_weights(config.model.lm))
                 save_checkpoint(engine, carried, state, metrics, rank)
             elif probing or (step + 1) % config.report_every_steps == 0:
                 ray.train.report(metrics)
@@ -552,11 +552,6 @@ class _SampleOrder:
             random.Random(self.seed * 100_003 + epoch).shuffle(permutation)
             self._permutations[epoch] = permutation
         return self._permutations[epoch][offset]
-
-
-def _lm_has_weights(config: TrainConfig) -> bool:
-    folder = Path(config.model.lm)
-    return not folder.is_dir() or any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
 
 
 # ================================================================================================ the driver
@@ -613,20 +608,20 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     checked = check_before_launch(config)
     (out / "config.yaml").write_text(_yaml_dump(to_dict(config)))
     _ray_init()
-    resources = config.resources
-    storage = Path(resources.storage_path).resolve() if resources.storage_path else out / "ray"
+    hardware = config.resources
+    storage = Path(hardware.storage_path).resolve() if hardware.storage_path else out / "ray"
     callbacks = []
     if tune_callback:
         from ray.tune.integration.ray_train import TuneReportCallback
 
         callbacks.append(TuneReportCallback())
-    threads = max(1, resources.cpus_per_worker)
+    threads = max(1, hardware.cpus_per_worker)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": to_dict(config), "out": str(out), "threads_per_worker": threads},
-        scaling_config=ray.train.ScalingConfig(num_workers=resources.num_workers, use_gpu=resources.use_gpu,
-                                               resources_per_worker={"CPU": resources.cpus_per_worker}),
-        torch_config=TorchConfig(backend="nccl" if resources.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=hardware.num_workers, use_gpu=hardware.use_gpu,
+                                               resources_per_worker={"CPU": hardware.cpus_per_worker}),
+        torch_config=TorchConfig(backend="nccl" if hardware.use_gpu else "gloo"),
         run_config=ray.train.RunConfig(
             name=config.name, storage_path=str(storage),
             failure_config=ray.train.FailureConfig(max_failures=config.checkpoint.max_failures),
@@ -676,10 +671,10 @@ def with_absolute_paths(config: TrainConfig) -> TrainConfig:
                                val=absolute(config.data.val), image_folder=absolute(config.data.image_folder))
     cache = dataclasses.replace(config.cache, dir=str(Path(config.cache.dir).resolve()) if config.cache.dir else None)
     deepspeed = dataclasses.replace(config.deepspeed, config=absolute(config.deepspeed.config))
-    resources = dataclasses.replace(config.resources, storage_path=str(Path(config.resources.storage_path).resolve())
+    hardware = dataclasses.replace(config.resources, storage_path=str(Path(config.resources.storage_path).resolve())
                                     if config.resources.storage_path and "://" not in config.resources.storage_path
                                     else config.resources.storage_path)
-    return dataclasses.replace(config, model=model, data=data, cache=cache, deepspeed=deepspeed, resources=resources)
+    return dataclasses.replace(config, model=model, data=data, cache=cache, deepspeed=deepspeed, resources=hardware)
 
 
 def _yaml_dump(data: dict) -> str:
