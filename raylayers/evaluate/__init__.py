@@ -1,0 +1,1 @@
+"""Evaluation on benchmark folders: importers for published benchmarks, metrics and reports."""
