@@ -113,6 +113,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from raylayers.evaluate.run import evaluate_checkpoint, format_scores, score_predictions_file
+
+    if args.predictions:
+        scores = score_predictions_file(args.predictions, args.bench, args.out, limit=args.limit)
+        problems = [f"{scores[k]} {label}" for k, label in (("num_unknown_ids", "unknown id(s)"),
+                    ("num_duplicates", "duplicated id(s)"), ("num_missing", "missing id(s) (scored wrong)"))
+                    if scores.get(k)]
+        if problems:
+            print(f"raylayers eval: warning: predictions have {', '.join(problems)}; see scores.json",
+                  file=sys.stderr)
+    else:
+        scores = evaluate_checkpoint(args.checkpoint, args.bench, args.out, mode=args.mode, workers=args.workers,
+                                     batch_size=args.batch_size, limit=args.limit, use_gpu=args.gpu)
+    _say(format_scores(scores))
+    out = Path(args.out).resolve()
+    _say(f"scores written to {out / 'scores.json'}; per question: {out / 'per_question.parquet'}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """World -> encoder -> LRS, offline on CPU (the search joins this pipeline in a later release)."""
     out = Path(args.out)
@@ -198,6 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["hf"], default="hf", help="hf: LlavaForConditionalGeneration")
     export.add_argument("--out", required=True, help="folder to write")
     export.set_defaults(func=cmd_export)
+
+    evaluate = commands.add_parser("eval", help="score a checkpoint or a predictions file on benchmarks")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a folder written by `raylayers train` (or its model/)")
+    source.add_argument("--predictions", help="a JSONL of {question_id, prediction} made elsewhere")
+    evaluate.add_argument("--bench", required=True,
+                          help="benchmark folder(s), a world, a real benchmark download, or world task names; "
+                               "comma-separated")
+    evaluate.add_argument("--out", required=True, help="folder for scores.json and per_question.parquet")
+    evaluate.add_argument("--mode", choices=["greedy", "likelihood"], default="greedy",
+                          help="free-text greedy answers, or options scored by log-likelihood")
+    evaluate.add_argument("--workers", type=_positive_int, default=1, help="Ray workers sharing the questions")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=16, help="questions per forward pass")
+    evaluate.add_argument("--limit", type=_positive_int, default=None, help="first N questions per benchmark")
+    evaluate.add_argument("--gpu", action="store_true", help="one GPU per worker")
+    evaluate.set_defaults(func=cmd_eval)
 
     demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS")
     demo.add_argument("--out", default="runs/demo", help="folder for everything the demo writes")

@@ -88,3 +88,16 @@ def tiny_stack(tmp_path_factory):
     pretrain_encoder(root / "world", root / "encoder", config=config_with(PRESETS["tiny"], epochs=1),
                      progress=False, log=lambda _: None)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_stack):
+    """An untrained (random connector and LM) but real raylayers checkpoint on the tiny stack, saved by the model."""
+    from raylayers.config import ModelConfig
+    from raylayers.model import LlavaLayers, load_tokenizer
+
+    encoder = tiny_stack / "encoder"
+    tokenizer = load_tokenizer(str(encoder / "lm"))
+    config = ModelConfig(encoder=str(encoder), lm=str(encoder / "lm"), connector="mlp2x_gelu", layers=[-2])
+    model = LlavaLayers.build(config, tokenizer, seed=0)
+    return model.save(tiny_stack / "checkpoint" / "model", tokenizer, include_lm=True).parent

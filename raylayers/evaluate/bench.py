@@ -1,0 +1,162 @@
+"""Benchmark folders: finding them from `--bench DIR_OR_NAME`, reading and validating `questions.parquet`.
+
+A benchmark folder (DESIGN.md) holds `questions.parquet` (question_id, image, question, answer, task, category,
+options, plus metric-specific extras) and `meta.json` naming its metric. `--bench` accepts:
+- one benchmark folder;
+- a folder of benchmark folders (a world's `bench/`), or a world folder (its `bench/` is used);
+- a local copy of a real benchmark in a published parquet layout (imported on the fly, see `importers`);
+- a name: a task of the demo world (`count`, `ocr`, ...) or `world` for all of them, looked up under
+  `runs/demo/world/bench` (or `$RAYLAYERS_WORLD/bench`);
+- several of the above, comma-separated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from raylayers.errors import UserError
+
+CATEGORIES = ("general", "ocr", "vision_centric", "hallucination")
+REQUIRED_COLUMNS = ("question_id", "image", "question", "answer", "task", "category")
+ANSWER_TYPES = ("multiple_choice", "short", "yes_no")
+DEFAULT_WORLD = Path("runs/demo/world")
+
+
+@dataclass
+class Benchmark:
+    """One benchmark: its rows in file order (image as a path string or bytes) and its meta."""
+
+    name: str
+    folder: Path
+    meta: dict
+    rows: list[dict] = field(repr=False)
+
+    @property
+    def metric(self) -> str:
+        return self.meta["metric"]
+
+    @property
+    def category(self) -> str:
+        return self.meta["category"]
+
+    @property
+    def answer_type(self) -> str:
+        return self.meta.get("answer_type") or ("multiple_choice" if self.metric == "mc_accuracy" else "short")
+
+    def image_source(self, row: dict) -> str | bytes | None:
+        """What `open_image` takes: bytes as they are, a path resolved against the folder."""
+        image = row.get("image")
+        if image is None or isinstance(image, (bytes, bytearray)):
+            return image
+        if isinstance(image, dict):  # a HF image struct left as it was
+            return image.get("bytes") or (str(self.folder / image["path"]) if image.get("path") else None)
+        return str(self.folder / image)
+
+
+def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:
+    """Read and validate a benchmark folder; errors name the file and the missing columns or keys."""
+    import pyarrow.parquet as pq
+
+    from raylayers.evaluate.metrics import METRICS
+
+    folder = Path(folder)
+    questions, meta_path = folder / "questions.parquet", folder / "meta.json"
+    for path in (questions, meta_path):
+        if not path.is_file():
+            raise UserError(f"'{folder}' is not a benchmark folder: {path.name} is missing")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"{meta_path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or "metric" not in meta:
+        raise UserError(f"{meta_path}: needs a 'metric' key (one of {', '.join(sorted(METRICS))})")
+    if meta["metric"] not in METRICS:
+        raise UserError(f"{meta_path}: unknown metric '{meta['metric']}' (valid: {', '.join(sorted(METRICS))})")
+    try:
+        schema = pq.read_schema(questions)
+    except Exception as err:  # pyarrow raises several types for a file that is not parquet
+        raise UserError(f"{questions}: not a readable parquet file ({err})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+    if meta["metric"] == "mc_accuracy" and "options" not in schema.names:
+        missing.append("options")
+    if missing:
+        raise UserError(f"{questions}: missing column(s) {', '.join(missing)} (has: {', '.join(schema.names)})")
+    table = pq.read_table(questions)
+    if limit is not None:
+        table = table.slice(0, limit)
+    rows = table.to_pylist()
+    if not rows:
+        raise UserError(f"{questions}: the benchmark is empty")
+    ids = [str(r["question_id"]) for r in rows]
+    if len(set(ids)) != len(ids):
+        seen, dupes = set(), []
+        for qid in ids:
+            if qid in seen:
+                dupes.append(qid)
+            seen.add(qid)
+        raise UserError(f"{questions}: duplicate question_id(s) {', '.join(dupes[:5])}")
+    for row, qid in zip(rows, ids):
+        row["question_id"] = qid
+        row["options"] = list(row.get("options") or [])
+        row["answer"] = "" if row["answer"] is None else row["answer"]
+    category = meta.get("category") or rows[0]["category"]
+    if category not in CATEGORIES:
+        raise UserError(f"{meta_path}: category '{category}' is not one of {', '.join(CATEGORIES)}")
+    meta = {**meta, "category": category}
+    name = meta.get("task") or folder.name
+    return Benchmark(name=str(name), folder=folder, meta=meta, rows=rows)
+
+
+def _world_root() -> Path:
+    return Path(os.environ.get("RAYLAYERS_WORLD", DEFAULT_WORLD))
+
+
+def resolve_benchmarks(spec: str, out: Path | None = None) -> list[Path]:
+    """The benchmark folders `--bench` names, importing real-benchmark layouts into `out/bench/`."""
+    from raylayers.evaluate.importers import LAYOUTS, detect_layout, import_benchmark, is_benchmark_folder
+
+    folders: list[Path] = []
+    for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
+        path = Path(part)
+        if not path.exists() and os.sep not in part:  # a name
+            bench_root = _world_root() / "bench"
+            if part == "world":
+                path = bench_root
+            elif (bench_root / part).is_dir():
+                path = bench_root / part
+            else:
+                known = sorted(p.name for p in bench_root.iterdir() if p.is_dir()) if bench_root.is_dir() else []
+                raise UserError(f"--bench '{part}': no such folder, and not a world task under '{bench_root}' "
+                                f"(known: {', '.join(['world', *known]) if known else 'none; run raylayers demo'})")
+        if not path.exists():
+            raise UserError(f"--bench '{part}': no such file or folder")
+        if not path.is_dir():
+            raise UserError(f"--bench '{part}': not a folder")
+        if is_benchmark_folder(path):
+            folders.append(path)
+            continue
+        if (path / "bench").is_dir():  # a world folder
+            path = path / "bench"
+        children = sorted(p for p in path.iterdir() if p.is_dir() and is_benchmark_folder(p))
+        if children:
+            folders.extend(children)
+            continue
+        layout = detect_layout(path)
+        if layout is None:
+            raise UserError(f"--bench '{part}': neither a benchmark folder (questions.parquet + meta.json), nor a "
+                            f"folder of them, nor a recognised benchmark layout ({', '.join(sorted(LAYOUTS))})")
+        if out is None:
+            raise UserError(f"--bench '{part}': a {layout} download must be imported; give an output folder")
+        target = Path(out) / "bench" / layout
+        print(f"[raylayers] importing {layout} from {path} into {target}", flush=True)
+        import_benchmark(path, target, layout=layout)
+        folders.append(target)
+    if not folders:
+        raise UserError(f"--bench '{spec}': names no benchmark")
+    names = [f.name for f in folders]
+    if len(set(names)) != len(names):
+        raise UserError(f"--bench '{spec}': two benchmarks share a folder name ({', '.join(names)})")
+    return folders

@@ -1,0 +1,215 @@
+"""`raylayers eval`: answer (or read) predictions, score them per benchmark, category and overall, write outputs.
+
+Outputs in `--out`:
+- `scores.json`: per benchmark its metric's figures plus `errors` (rows whose image failed), `missing`,
+  `unknown_ids` and `duplicates` (predictions files); per category the mean of its benchmarks; `overall`, the mean
+  of the categories present; `row`, the flat scores a search's results table takes;
+- `per_question.parquet`: benchmark, question_id, task, category, prediction, parsed, correct, error;
+- `predictions.jsonl` (model runs): what the model answered, in the predictions format, re-scorable later.
+
+With `workers > 1` the questions are split into contiguous shards, each answered by a Ray task holding its own
+copy of the model (one GPU each on a GPU cluster), and merged back in question order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from raylayers.errors import UserError
+from raylayers.evaluate.bench import CATEGORIES, Benchmark, load_benchmark, resolve_benchmarks
+
+
+# ================================================================================================ scoring
+def score_benchmark(bench: Benchmark, predictions: dict[str, str], errors: dict[str, str] | None = None) -> dict:
+    """Score one benchmark from {question_id: prediction}; a missing prediction counts as wrong."""
+    from raylayers.evaluate.metrics import METRICS
+
+    errors = errors or {}
+    rows, missing = [], 0
+    for row in bench.rows:
+        qid = row["question_id"]
+        if qid not in predictions:
+            missing += 1
+        rows.append({**row, "image": None, "prediction": predictions.get(qid, "")})
+    result = METRICS[bench.metric](rows)
+    per_question = result.pop("per_question")
+    error_counts = Counter(errors.values())
+    result.update({"metric": bench.metric, "category": bench.category, "missing": missing,
+                   "errors": dict(error_counts), "num_errors": sum(error_counts.values())})
+    table_rows = []
+    for row, scored in zip(rows, per_question):
+        correct = scored["correct"]
+        table_rows.append({"benchmark": bench.name, "question_id": row["question_id"], "task": str(row.get("task")),
+                           "category": bench.category, "prediction": row["prediction"],
+                           "parsed": None if scored["parsed"] is None else str(scored["parsed"]),
+                           "correct": float(correct), "answer": str(row["answer"]),
+                           "error": errors.get(row["question_id"])})
+    return {"scores": result, "rows": table_rows}
+
+
+def summarise(per_benchmark: dict[str, dict], weights: dict[str, float] | None = None) -> dict:
+    """Category means and the overall score (a weighted mean over the categories present, equal by default)."""
+    categories: dict[str, list[float]] = {}
+    for scores in per_benchmark.values():
+        categories.setdefault(scores["category"], []).append(scores["score"])
+    means = {c: sum(v) / len(v) for c, v in categories.items()}
+    weights = weights or {}
+    total = sum(weights.get(c, 1.0) for c in means)
+    overall = sum(weights.get(c, 1.0) * m for c, m in means.items()) / total if total else 0.0
+    row = {"score": overall, **{f"score_{c}": means[c] for c in CATEGORIES if c in means},
+           **{f"bench_{name}": s["score"] for name, s in per_benchmark.items()}}
+    return {"categories": means, "overall": overall, "row": row}
+
+
+def _write_outputs(out: Path, per_benchmark: dict, table_rows: list[dict], extra: dict) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(per_benchmark, extra.pop("weights", None))
+    scores = {"benchmarks": per_benchmark, **summary, **extra}
+    pq.write_table(pa.Table.from_pylist(table_rows), out / "per_question.parquet")
+    (out / "scores.json").write_text(json.dumps(scores, indent=2, default=str) + "\n")
+    return scores
+
+
+# ================================================================================================ predictions file
+def score_predictions_file(predictions_file: str | Path, bench_spec: str, out: str | Path,
+                           limit: int | None = None) -> dict:
+    """Score a predictions JSONL made elsewhere; unknown ids and duplicates are reported, missing ids are wrong."""
+    from raylayers.evaluate.predict import read_predictions
+
+    out = Path(out)
+    started = time.perf_counter()
+    benches = [load_benchmark(folder, limit) for folder in resolve_benchmarks(bench_spec, out)]
+    records = read_predictions(predictions_file)
+    known = {row["question_id"]: bench.name for bench in benches for row in bench.rows}
+    by_bench: dict[str, dict[str, str]] = {bench.name: {} for bench in benches}
+    counts = Counter(r["question_id"] for r in records)
+    unknown = sorted({r["question_id"] for r in records if r["question_id"] not in known})
+    for record in records:
+        name = record.get("benchmark") or known.get(record["question_id"])
+        if name in by_bench and record["question_id"] not in by_bench[name]:  # the first answer counts
+            by_bench[name][record["question_id"]] = record["prediction"]
+    per_benchmark, table_rows = {}, []
+    for bench in benches:
+        scored = score_benchmark(bench, by_bench[bench.name])
+        scored["scores"]["duplicates"] = sorted(q for q in by_bench[bench.name] if counts[q] > 1)
+        per_benchmark[bench.name] = scored["scores"]
+        table_rows.extend(scored["rows"])
+    extra = {"predictions": str(predictions_file), "unknown_ids": unknown[:100], "num_unknown_ids": len(unknown),
+             "num_duplicates": sum(1 for c in counts.values() if c > 1),
+             "num_missing": sum(s["missing"] for s in per_benchmark.values()),
+             "seconds": round(time.perf_counter() - started, 2)}
+    return _write_outputs(out, per_benchmark, table_rows, extra)
+
+
+# ================================================================================================ model runs
+def _predict_shard(checkpoint: str, bench_folder: str, start: int, stop: int, mode: str, batch_size: int,
+                   device: str, limit: int | None) -> list[dict]:
+    """Answer rows [start, stop) of a benchmark (runs in a Ray task, or in this process)."""
+    import torch
+
+    from raylayers.evaluate.predict import Predictor
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    bench = load_benchmark(bench_folder, limit)
+    predictor = Predictor(checkpoint, device=device, batch_size=batch_size)
+    rows = bench.rows[start:stop]
+    return predictor.predict(rows, [bench.image_source(r) for r in rows], bench.answer_type, mode)
+
+
+def _shards(size: int, parts: int) -> list[tuple[int, int]]:
+    step = math.ceil(size / parts)
+    return [(i, min(i + step, size)) for i in range(0, size, step)]
+
+
+def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path, mode: str = "greedy",
+                        workers: int = 1, batch_size: int = 16, limit: int | None = None,
+                        use_gpu: bool = False, weights: dict[str, float] | None = None) -> dict:
+    """Answer every question of the benchmarks with the checkpoint and score them."""
+    from raylayers.evaluate.predict import MODES, Predictor, find_checkpoint
+
+    if mode not in MODES:
+        raise UserError(f"unknown evaluation mode '{mode}' (valid: {', '.join(MODES)})")
+    out = Path(out)
+    started = time.perf_counter()
+    folder = str(find_checkpoint(checkpoint).resolve())
+    bench_folders = [f.resolve() for f in resolve_benchmarks(bench_spec, out)]
+    benches = [load_benchmark(f, limit) for f in bench_folders]
+    total = sum(len(b.rows) for b in benches)
+    print(f"[raylayers] evaluating {folder} on {len(benches)} benchmark(s), {total} questions, {mode} mode, "
+          f"{workers} worker(s)", flush=True)
+    answers: dict[str, list[dict]] = {}
+    if workers <= 1:
+        predictor = Predictor(folder, device="cuda" if use_gpu else "cpu", batch_size=batch_size)
+        done = 0
+        for bench in benches:
+            def progress(n, name=bench.name):
+                nonlocal done
+                done += n
+                print(f"\r[raylayers] eval {name}: {done}/{total} questions", end="", file=sys.stderr, flush=True)
+
+            answers[bench.name] = predictor.predict(bench.rows, [bench.image_source(r) for r in bench.rows],
+                                                    bench.answer_type, mode, progress)
+        print(file=sys.stderr)
+    else:
+        import ray
+
+        from raylayers.train import _ray_init
+
+        _ray_init()
+        task = ray.remote(num_cpus=1 if not use_gpu else 0, num_gpus=1 if use_gpu else 0)(_predict_shard)
+        pending = {}
+        for bench, bench_folder in zip(benches, bench_folders):
+            for start, stop in _shards(len(bench.rows), workers):
+                ref = task.remote(folder, str(bench_folder), start, stop, mode, batch_size,
+                                  "cuda" if use_gpu else "cpu", limit)
+                pending[ref] = (bench.name, start)
+        shards: dict[str, dict[int, list[dict]]] = {b.name: {} for b in benches}
+        done, remaining = 0, list(pending)
+        while remaining:
+            ready, remaining = ray.wait(remaining, num_returns=1)
+            name, start = pending[ready[0]]
+            shards[name][start] = ray.get(ready[0])
+            done += len(shards[name][start])
+            print(f"\r[raylayers] eval: {done}/{total} questions", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        answers = {name: [r for start in sorted(parts) for r in parts[start]] for name, parts in shards.items()}
+
+    per_benchmark, table_rows = {}, []
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
+        for bench in benches:
+            results = answers[bench.name]
+            predictions = {r["question_id"]: r["prediction"] for r in results}
+            errors = {r["question_id"]: r["error"] for r in results if r["error"]}
+            scored = score_benchmark(bench, predictions, errors)
+            per_benchmark[bench.name] = scored["scores"]
+            table_rows.extend(scored["rows"])
+            for r in results:
+                handle.write(json.dumps({"question_id": r["question_id"], "prediction": r["prediction"],
+                                         "benchmark": bench.name}) + "\n")
+    num_errors = sum(s["num_errors"] for s in per_benchmark.values())
+    if num_errors:
+        print(f"[raylayers] warning: {num_errors} question(s) had an unreadable image and count as wrong "
+              f"(see scores.json 'errors')", file=sys.stderr, flush=True)
+    extra = {"checkpoint": folder, "mode": mode, "workers": workers, "weights": weights,
+             "seconds": round(time.perf_counter() - started, 2)}
+    return _write_outputs(out, per_benchmark, table_rows, extra)
+
+
+def format_scores(scores: dict) -> str:
+    """A small table for the terminal."""
+    lines = [f"{'benchmark':<16}{'category':<16}{'metric':<14}{'score':>8}{'n':>7}"]
+    for name, s in scores["benchmarks"].items():
+        lines.append(f"{name:<16}{s['category']:<16}{s['metric']:<14}{s['score']:>8.3f}{s.get('n', 0):>7}")
+    for category, value in scores["categories"].items():
+        lines.append(f"{'[' + category + ']':<46}{value:>8.3f}")
+    lines.append(f"{'overall':<46}{scores['overall']:>8.3f}")
+    return "\n".join(lines)
