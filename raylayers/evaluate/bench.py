@@ -77,7 +77,7 @@ def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:
         raise UserError(f"{meta_path}: unknown metric '{meta['metric']}' (valid: {', '.join(sorted(METRICS))})")
     try:
         schema = pq.read_schema(questions)
-    except Exception as err:  # pyarrow raises several types for a file that is not parquet
+    except Exception as err:  # noqa: BLE001 (pyarrow raises several types for a file that is not parquet)
         raise UserError(f"{questions}: not a readable parquet file ({err})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
     if meta["metric"] == "mc_accuracy" and "options" not in schema.names:
@@ -116,7 +116,12 @@ def _world_root() -> Path:
 
 def resolve_benchmarks(spec: str, out: Path | None = None) -> list[Path]:
     """The benchmark folders `--bench` names, importing real-benchmark layouts into `out/bench/`."""
-    from raylayers.evaluate.importers import LAYOUTS, detect_layout, import_benchmark, is_benchmark_folder
+    from raylayers.evaluate.importers import (
+        LAYOUTS,
+        detect_layout,
+        import_benchmark,
+        is_benchmark_folder,
+    )
 
     folders: list[Path] = []
     for part in [p.strip() for p in str(spec).split(",") if p.strip()]:

@@ -139,7 +139,7 @@ def test_checkpoint_greedy_and_likelihood_on_the_world(tiny_stack, tiny_checkpoi
     assert 0.0 <= greedy["overall"] <= 1.0
     lines = (tmp_path / "greedy" / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == sum(s["n"] for s in greedy["benchmarks"].values())
-    likely = evaluate_checkpoint(tiny_checkpoint, str(world), tmp_path / "likely", mode="likelihood", limit=6)
+    evaluate_checkpoint(tiny_checkpoint, str(world), tmp_path / "likely", mode="likelihood", limit=6)
     table = pq.read_table(tmp_path / "likely" / "per_question.parquet").to_pylist()
     mc = [r for r in table if r["benchmark"] in ("attributes", "position", "relation", "localize")]
     assert mc and all(r["prediction"] in "ABCD" and r["prediction"] for r in mc)  # always one of the options
