@@ -133,6 +133,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from raylayers.search.tuner import run_search, say_summary
+
+    summary = run_search(args.space, args.out, resume=args.resume, objective=args.objective, overrides=args.set)
+    say_summary(summary)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """World -> encoder -> LRS, offline on CPU (the search joins this pipeline in a later release)."""
     out = Path(args.out)
@@ -234,6 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=_positive_int, default=None, help="first N questions per benchmark")
     evaluate.add_argument("--gpu", action="store_true", help="one GPU per worker")
     evaluate.set_defaults(func=cmd_eval)
+
+    search = commands.add_parser("search", help="search layer subsets and connectors (Ray Tune + Optuna + ASHA)")
+    search.add_argument("--space", required=True, help="a search space YAML (see search_spaces/)")
+    search.add_argument("--out", required=True, help="folder for results.parquet, best_config.yaml, report.md")
+    search.add_argument("--resume", action="store_true", help="continue the search in --out after a crash or kill")
+    search.add_argument("--objective", default="train",
+                        help="train (default: real training + evaluation) or table:FILE.parquet (replay scores)")
+    search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a space key, e.g. --set budget.trials=4 (repeatable)")
+    search.set_defaults(func=cmd_search)
 
     demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS")
     demo.add_argument("--out", default="runs/demo", help="folder for everything the demo writes")

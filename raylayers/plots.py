@@ -53,3 +53,86 @@ def plot_lrs_heatmap(matrix: np.ndarray, groups, path: str | Path, title: str = 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_layer_benchmark_heatmap(scores: dict[str, dict[str, float]], path: str | Path,
+                                 title: str = "Scores per layer, normalised per benchmark") -> Path:
+    """The paper's Fig. 2: rows = runs (e.g. one per layer), columns = benchmarks, each column min-max scaled.
+
+    `scores`: run label -> {benchmark: score}. Raw scores are printed in the cells.
+    """
+    plt = _pyplot()
+    runs = list(scores)
+    benches = sorted({b for s in scores.values() for b in s})
+    raw = np.array([[scores[r].get(b, np.nan) for b in benches] for r in runs], dtype=float)
+    low, high = np.nanmin(raw, axis=0), np.nanmax(raw, axis=0)
+    normalised = (raw - low) / np.where(high > low, high - low, 1.0)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(benches), 1.2 + 0.35 * len(runs)), dpi=110)
+    image = ax.imshow(normalised, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="normalised per benchmark")
+    ax.set_xticks(range(len(benches)), benches, rotation=35, ha="right")
+    ax.set_yticks(range(len(runs)), runs)
+    for i in range(len(runs)):
+        for j in range(len(benches)):
+            if np.isfinite(raw[i, j]):
+                ax.text(j, i, f"{raw[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_category_lines(per_layer: dict[int, dict[str, float]], path: str | Path,
+                        title: str = "Score per category over layers") -> Path:
+    """The paper's Fig. 1b: one line per category, x = layer. `per_layer`: layer -> {category: score}."""
+    plt = _pyplot()
+    layers = sorted(per_layer)
+    categories = sorted({c for s in per_layer.values() for c in s})
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    for category in categories:
+        ax.plot(layers, [per_layer[layer].get(category, np.nan) for layer in layers], marker="o", label=category)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("score")
+    ax.set_xticks(layers)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_search_progress(scores: list[float | None], path: str | Path, baseline: float | None = None,
+                         title: str = "Search progress") -> Path:
+    """Score of each trial in the order they finished (pruned/failed as x marks at the bottom), best so far."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    xs = np.arange(1, len(scores) + 1)
+    done = [(x, s) for x, s in zip(xs, scores) if s is not None]
+    if done:
+        ax.scatter([x for x, _ in done], [s for _, s in done], label="trial score", zorder=3)
+        best, running = [], -np.inf
+        for x, s in zip(xs, scores):
+            running = max(running, s) if s is not None else running
+            best.append(running if np.isfinite(running) else np.nan)
+        ax.step(xs, best, where="post", color="tab:green", label="best so far")
+    stopped = [x for x, s in zip(xs, scores) if s is None]
+    if stopped:
+        bottom = min((s for _, s in done), default=0.0)
+        ax.scatter(stopped, [bottom] * len(stopped), marker="x", color="grey", label="stopped early / failed")
+    if baseline is not None:
+        ax.axhline(baseline, color="tab:red", linestyle="--", label="penultimate layer")
+    ax.set_xlabel("trial (finish order)")
+    ax.set_ylabel("objective")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -612,9 +612,7 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     storage = Path(hardware.storage_path).resolve() if hardware.storage_path else out / "ray"
     callbacks = []
     if tune_callback:
-        from ray.tune.integration.ray_train import TuneReportCallback
-
-        callbacks.append(TuneReportCallback())
+        callbacks.append(_probe_to_tune_callback())
     threads = max(1, hardware.cpus_per_worker)
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -648,6 +646,22 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
                     **checked})
     summary_path.write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _probe_to_tune_callback():
+    """Ray Train's `TuneReportCallback`, forwarding only the probe's reports, with the validation answer accuracy
+    as `score` (what ASHA and the searcher rank by; Tune requires the metric in every result it gets)."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class ProbeToTune(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            first = dict(metrics[0]) if metrics else {}
+            if "val_answer_accuracy" not in first:
+                return
+            first["score"] = first["val_answer_accuracy"]
+            super().after_report(run_context, [first, *metrics[1:]], checkpoint)
+
+    return ProbeToTune()
 
 
 def _user_error_in(text: str) -> str | None:

@@ -1,0 +1,84 @@
+"""`report.md` of a search, with its plots: per-layer and per-category scores, the search's progress, and the LRS
+heatmap with the chosen layers marked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from raylayers.plots import (plot_category_lines, plot_layer_benchmark_heatmap, plot_lrs_heatmap,
+                             plot_search_progress)
+
+CATEGORY_KEYS = ("score_general", "score_ocr", "score_vision_centric", "score_hallucination")
+
+
+def _label(row: dict) -> str:
+    return f"{'+'.join(map(str, row['layers']))} {row['connector']}"
+
+
+def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: dict) -> Path:
+    out = Path(out)
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    done = sorted((r for r in rows if r["status"] == "completed" and r["score"] is not None),
+                  key=lambda r: -r["score"])
+    best, baseline = summary.get("best"), summary.get("baseline")
+    lines = [f"# Search report: {summary['name']}", ""]
+    lines.append(f"{summary['trials']} trials in {summary['seconds']:.0f} s: {summary['completed']} completed, "
+                 f"{summary['pruned']} stopped early by ASHA, {summary['failed']} failed. LRS: `{summary['lrs']}`.")
+    lines.append("")
+    if best:
+        lines.append(f"**Best:** layers {list(best['layers'])} with `{best['connector']}`, score "
+                     f"{best['score']:.4f}.")
+        if baseline:
+            delta = best["score"] - baseline["score"]
+            lines.append(f"**Penultimate-layer baseline** (layer {list(baseline['layers'])}): {baseline['score']:.4f} "
+                         f"({'+' if delta >= 0 else ''}{delta:.4f} for the best).")
+        lines.append(f"Train it again: `raylayers train --config {out / 'best_config.yaml'} --out runs/best`.")
+        lines.append("")
+    marked = list(best["layers"]) if best else None
+    heatmap = plot_lrs_heatmap(np.array(lrs["matrix"]), lrs["groups"], figures / "lrs_chosen.png",
+                               title="LRS, best layers in red", marked_layers=marked)
+    progress = plot_search_progress([r["score"] if r["status"] == "completed" else None
+                                     for r in sorted(rows, key=lambda r: r["order"])], figures / "progress.png",
+                                    baseline=baseline["score"] if baseline else None)
+    lines += ["![search progress](figures/progress.png)", "", "![LRS with the chosen layers](figures/lrs_chosen.png)",
+              ""]
+    single = {r["layers"][0]: r for r in done if len(r["layers"]) == 1}
+    if len(single) >= 2:
+        per_layer = {layer: {k[6:]: r[k] for k in CATEGORY_KEYS if r.get(k) is not None}
+                     for layer, r in single.items()}
+        plot_category_lines(per_layer, figures / "categories_by_layer.png")
+        lines += ["![score per category over single layers](figures/categories_by_layer.png)", ""]
+    bench_rows = {_label(r): {k[6:]: r[k] for k in r if k.startswith("bench_") and r[k] is not None}
+                  for r in done[:20]}
+    if bench_rows and any(bench_rows.values()):
+        plot_layer_benchmark_heatmap({k: v for k, v in bench_rows.items() if v}, figures / "benchmarks.png",
+                                     title="Per benchmark, normalised (best 20 configurations)")
+        lines += ["![scores per benchmark](figures/benchmarks.png)", ""]
+    cats = [k for k in CATEGORY_KEYS if any(r.get(k) is not None for r in done)]
+    lines += ["| rank | layers | connector | hyper-parameters | score | " + " | ".join(k[6:] for k in cats)
+              + " | steps | seconds |",
+              "|---|---|---|---|---|" + "---|" * len(cats) + "---|---|"]
+    for rank, r in enumerate(done, 1):
+        hyper = json.loads(r.get("hyperparameters") or "{}")
+        cells = [str(rank), ",".join(map(str, r["layers"])), r["connector"],
+                 ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hyper.items()) or "-",
+                 f"{r['score']:.4f}", *[f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in cats],
+                 str(r["steps_trained"]), f"{r['wall_seconds'] or 0:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    others = [r for r in rows if r["status"] != "completed"]
+    if others:
+        lines += ["", "Stopped early or failed:", ""]
+        for r in sorted(others, key=lambda r: r["order"]):
+            what = f"stopped at step {r['steps_trained']} (probe {r['probe_score']:.3f})" if r["status"] == "pruned" \
+                and r["probe_score"] is not None else r["status"]
+            lines.append(f"- layers {list(r['layers'])} `{r['connector']}`: {what}"
+                         + (f": {r['error']}" if r.get("error") else ""))
+    lines += ["", f"Results table: `{out / 'results.parquet'}`; TensorBoard: `tensorboard --logdir {out}`.", ""]
+    del heatmap, progress
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path

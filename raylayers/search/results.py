@@ -1,0 +1,135 @@
+"""The search's results table: a Parquet row per trial, rewritten (atomically) as each trial ends.
+
+Columns: trial_id, key, layers, connector, hyperparameters (JSON), status (completed | pruned | failed),
+steps_trained, wall_seconds, score (the objective; null unless completed), probe_score (the last score Tune saw
+before the end), score_<category>, bench_<benchmark>, error, order (the position in which trials finished). Also
+writes the search's own TensorBoard scalars (score per trial, best so far).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from ray.tune import Callback
+
+BASE_COLUMNS = ("trial_id", "key", "layers", "connector", "hyperparameters", "status", "steps_trained",
+                "wall_seconds", "score", "probe_score", "error", "order")
+
+
+def read_results(path: str | Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    return pq.read_table(path).to_pylist() if path.is_file() else []
+
+
+def write_results(path: Path, rows: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(BASE_COLUMNS) + sorted({k for r in rows for k in r} - set(BASE_COLUMNS))
+    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
+    partial = path.with_suffix(".parquet.partial")
+    pq.write_table(table, partial)
+    partial.replace(path)
+
+
+def _number(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+        value) else None
+
+
+class ResultsTable(Callback):
+    """A Tune callback (driver side) keeping `results.parquet` current: one row per trial, exactly once."""
+
+    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None):
+        self.path = Path(path)
+        self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir else None
+        self.rows: dict[str, dict] = {}
+        self.probe: dict[str, float] = {}
+        self._writer = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_writer"] = None
+        return state
+
+    def setup(self, **info):
+        self.rows = {r["trial_id"]: r for r in read_results(self.path)}  # a resumed search keeps its rows
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    # ---------------------------------------------------------------------------------------------- Tune hooks
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "score" in result and not result.get("final"):
+            self.probe[trial.trial_id] = result["score"]
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        self._record(trial, "completed" if result.get("final") else "pruned", result, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record(trial, "failed", trial.last_result or {}, _error_line(trial))
+
+    # ---------------------------------------------------------------------------------------------- rows
+    def _record(self, trial, status: str, result: dict, error: str | None) -> None:
+        config = trial.config or {}
+        row = {
+            "trial_id": trial.trial_id, "key": config.get("key"),
+            "layers": [int(x) for x in config.get("layers", [])], "connector": config.get("connector"),
+            "hyperparameters": json.dumps(config.get("hyperparameters") or {}, sort_keys=True),
+            "status": status, "steps_trained": int(result.get("global_step") or 0),
+            "wall_seconds": _number(result.get("time_total_s")),
+            "score": _number(result.get("score")) if status == "completed" else None,
+            "probe_score": _number(self.probe.get(trial.trial_id)),
+            "error": error, "order": len(self.rows) if trial.trial_id not in self.rows
+            else self.rows[trial.trial_id]["order"],
+        }
+        if status == "completed":
+            row.update({k: _number(v) for k, v in result.items()
+                        if k.startswith(("score_", "bench_")) or k in ("image_reliance", "train_seconds")})
+        self.rows[trial.trial_id] = row
+        write_results(self.path, sorted(self.rows.values(), key=lambda r: r["order"]))
+        self._tensorboard(row)
+        described = f"score {row['score']:.4f}" if row["score"] is not None else status
+        print(f"[raylayers] trial {trial.trial_id}: layers {row['layers']} {row['connector']} -> {described} "
+              f"({len(self.rows)} done)", flush=True)
+
+    def _tensorboard(self, row: dict) -> None:
+        if self.tensorboard_dir is None:
+            return
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.tensorboard_dir))
+        step = row["order"]
+        if row["score"] is not None:
+            self._writer.add_scalar("search/score", row["score"], step)
+            best = max(r["score"] for r in self.rows.values() if r["score"] is not None)
+            self._writer.add_scalar("search/best_score", best, step)
+        self._writer.add_scalar("search/steps_trained", row["steps_trained"], step)
+        self._writer.add_text("search/trial", f"{row['trial_id']}: {row['key']} {row['status']}", step)
+        self._writer.flush()
+
+
+def _error_line(trial) -> str:
+    """The last meaningful line of a failed trial's error (the exception), for the table."""
+    text = ""
+    path = getattr(trial, "error_file", None)
+    try:
+        if path and Path(path).is_file():
+            text = Path(path).read_text(errors="replace")
+    except OSError:
+        text = ""
+    if not text:
+        text = str(getattr(trial, "error_msg", "") or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error" in line or "Exception" in line:
+            return line[:500]
+    return (lines[-1] if lines else f"failed at {time.strftime('%H:%M:%S')}")[:500]

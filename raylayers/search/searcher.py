@@ -1,0 +1,184 @@
+"""The searcher: Ray Tune's `OptunaSearch` with LRS priors, no repeated configurations and honest pruning.
+
+Two flaws of the stock Ray + Optuna combination are fixed here (DESIGN.md, issue "search"):
+- a trial stopped early by ASHA reaches `on_trial_complete` with its last intermediate score; stock OptunaSearch
+  tells Optuna that partial score as a COMPLETE result. Here a trial is complete only when its last result carries
+  `final: True` (the trial driver sets it after evaluation); otherwise Optuna hears PRUNED, and TPE ranks it by its
+  intermediate values as Optuna's own pruning does;
+- TPE happily proposes a configuration it has already seen. Here `suggest` answers a repeat from what was measured
+  (the objective for a completed one, PRUNED/FAIL for the others), never launching a trial for it, and asks again;
+  when every configuration of an enumerable space has been measured, the search ends.
+The priors (seeded trials, then representative-like draws) go in through Optuna's `enqueue_trial`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import random
+from pathlib import Path
+
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from raylayers.search.space import Candidate, LayerSpace, prior_sample
+
+MAX_REPEATS_PER_SUGGESTION = 200
+
+
+class LayerSearcher(OptunaSearch):
+    """OptunaSearch over a `LayerSpace` (define-by-run, conditional on the number of layers and their groups)."""
+
+    def __init__(self, layer_space: LayerSpace, hyperparameters: dict, queue: list[Candidate], prior_trials: int,
+                 temperature: float, sampler: str = "tpe", seed: int = 0, known: dict | None = None,
+                 space_size: int | None = None):
+        import optuna
+
+        self.layer_space = layer_space
+        self.hyperparameters = dict(hyperparameters)
+        self.queue = list(queue)  # configurations to try first, in order
+        self.prior_trials = prior_trials if sampler == "tpe" else 0
+        self.temperature = temperature
+        self.rng = random.Random(seed)
+        self.known: dict[str, tuple[str, float | None]] = dict(known or {})  # key -> (status, score)
+        self.pending: dict[str, str] = {}  # trial id -> key
+        self.space_size = space_size
+        self.repeats_answered = 0
+        if sampler == "tpe":
+            optuna_sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, len(queue)))
+        else:
+            optuna_sampler = optuna.samplers.RandomSampler(seed=seed)
+        super().__init__(space=self._define, metric="score", mode="max", sampler=optuna_sampler)
+
+    # ---------------------------------------------------------------------------------------------- the space
+    def _define(self, trial) -> dict:
+        space = self.layer_space
+        n = trial.suggest_categorical("num_layers", space.num_layers)
+        if n == 1:
+            layers = (trial.suggest_categorical("layer", space.layers),)
+            connector = trial.suggest_categorical("single_connector", space.single_connectors)
+        else:
+            if space.one_per_group:
+                combos = ["+".join(names) for names in itertools.combinations(space.groups, n)]
+                names = trial.suggest_categorical(f"groups_{n}", combos).split("+")
+                layers = tuple(sorted(trial.suggest_categorical(f"layer_{g}", space.groups[g]) for g in names))
+            else:
+                sets = [",".join(map(str, s)) for s in space.layer_sets(n)]
+                layers = tuple(int(x) for x in trial.suggest_categorical(f"layers_{n}", sets).split(","))
+            connector = trial.suggest_categorical("fusion_connector", space.fusion_connectors)
+        values = {}
+        for key, spec in self.hyperparameters.items():
+            kind, bounds = next(iter(spec.items()))
+            if kind == "choice":
+                values[key] = trial.suggest_categorical(key, bounds)
+            else:
+                values[key] = trial.suggest_float(key, bounds[0], bounds[1], log=kind == "log_uniform")
+        return {"layers": list(layers), "connector": connector, "hyperparameters": values}
+
+    def params_of(self, candidate: Candidate) -> dict:
+        """Optuna parameters that make `_define` return this configuration."""
+        space = self.layer_space
+        n = len(candidate.layers)
+        params: dict = {"num_layers": n}
+        if n == 1:
+            params.update(layer=candidate.layers[0], single_connector=candidate.connector)
+        else:
+            if space.one_per_group:
+                by_group = {space.group_of(layer): layer for layer in candidate.layers}
+                names = [g for g in space.groups if g in by_group]
+                params[f"groups_{n}"] = "+".join(names)
+                params.update({f"layer_{g}": by_group[g] for g in names})
+            else:
+                params[f"layers_{n}"] = ",".join(map(str, candidate.layers))
+            params["fusion_connector"] = candidate.connector
+        params.update(dict(candidate.hyperparameters))
+        return params
+
+    @staticmethod
+    def candidate_of(config: dict) -> Candidate:
+        hyper = config.get("hyperparameters") or {}
+        return Candidate(tuple(sorted(int(x) for x in config["layers"])), config["connector"],
+                         tuple(sorted(hyper.items())))
+
+    # ---------------------------------------------------------------------------------------------- Tune API
+    def suggest(self, trial_id: str):
+        from optuna.trial import TrialState
+
+        for _ in range(MAX_REPEATS_PER_SUGGESTION):
+            if self.space_size is not None and len(self.known) + len(self.pending) >= self.space_size:
+                return None if self.pending else Searcher.FINISHED  # every configuration measured
+            self._enqueue_next()
+            config = super().suggest(trial_id)
+            if config is None:
+                return None
+            candidate = self.candidate_of(config)
+            key = candidate.key
+            if key not in self.known and key not in self.pending.values():
+                self.pending[trial_id] = key
+                return {**config, "key": key}
+            # A repeat: answer it from what was measured, launch nothing, ask again.
+            ot_trial = self._ot_trials.pop(trial_id)
+            status, score = self.known.get(key, ("running", None))
+            if status == "completed":
+                self._ot_study.tell(ot_trial, score)
+            elif status == "pruned":
+                self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+            else:  # failed, or still running in another trial
+                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            self.repeats_answered += 1
+        return None  # only repeats for now (others still running): Tune asks again later
+
+    def _enqueue_next(self) -> None:
+        while self.queue:
+            candidate = self.queue.pop(0)
+            if candidate.key not in self.known and candidate.key not in self.pending.values():
+                self._ot_study.enqueue_trial(self.params_of(candidate), skip_if_exists=False)
+                return
+        if self.prior_trials > 0:
+            self.prior_trials -= 1
+            for _ in range(50):
+                candidate = prior_sample(self.layer_space, self.rng, self.temperature)
+                if candidate.key not in self.known and candidate.key not in self.pending.values():
+                    params = self.params_of(candidate)
+                    params = {k: v for k, v in params.items() if k not in self.hyperparameters}
+                    self._ot_study.enqueue_trial(params, skip_if_exists=False)
+                    return
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self.metric in result and trial_id in self._ot_trials and not result.get("final"):
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        from optuna.trial import TrialState
+
+        key = self.pending.pop(trial_id, None)
+        if trial_id not in self._ot_trials or trial_id in self._completed_trials:
+            return
+        if error or not result:
+            status, score = "failed", None
+            super().on_trial_complete(trial_id, None, error=True)
+        elif result.get("final"):
+            status, score = "completed", result.get(self.metric)
+            super().on_trial_complete(trial_id, result, error=False)
+        else:  # stopped at a rung: its score is partial, so Optuna hears PRUNED, not COMPLETE
+            status, score = "pruned", result.get(self.metric)
+            self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+            self._completed_trials.add(trial_id)
+        if key is not None:
+            self.known[key] = (status, score)
+
+    # ---------------------------------------------------------------------------------------------- state
+    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered")
+
+    def save(self, checkpoint_path: str) -> None:
+        super().save(checkpoint_path)
+        with open(Path(checkpoint_path).with_suffix(".raylayers.pkl"), "wb") as handle:
+            pickle.dump({name: getattr(self, name) for name in self._OWN_STATE}, handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        own = Path(checkpoint_path).with_suffix(".raylayers.pkl")
+        if own.is_file():
+            with open(own, "rb") as handle:
+                for name, value in pickle.load(handle).items():
+                    setattr(self, name, value)
