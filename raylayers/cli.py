@@ -141,28 +141,48 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_space() -> Path:
+    """search_spaces/demo.yaml of the checkout raylayers runs from (or of the current directory)."""
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (root / "search_spaces" / "demo.yaml").is_file():
+            return root / "search_spaces" / "demo.yaml"
+    raise UserError("search_spaces/demo.yaml not found: run the demo from a raylayers checkout")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """World -> encoder -> LRS, offline on CPU (the search joins this pipeline in a later release)."""
+    """World -> encoder -> LRS -> search -> report, offline on CPU."""
     out = Path(args.out)
+    world, encoder, lrs_dir, search = out / "world", out / "encoder", out / "lrs", out / "search"
+    space_overrides = [f"lrs.file={lrs_dir / 'lrs.json'}", f"objective.bench={world / 'bench'}",
+                       f"base.set.model.encoder={encoder}", f"base.set.model.lm={encoder / 'lm'}",
+                       f"base.set.data.stage1={world / 'stage1.json'}", f"base.set.data.stage2={world / 'stage2.json'}",
+                       f"base.set.data.val={world / 'stage2_val.json'}", f"base.set.cache.dir={out / 'cache'}"]
+    if args.trials:
+        space_overrides.append(f"budget.trials={args.trials}")
     steps = [
-        ("world", ["world", "--out", str(out / "world"), "--scale", args.scale, "--seed", str(args.seed)]),
-        ("encoder", ["pretrain-encoder", "--world", str(out / "world"), "--out", str(out / "encoder")]),
-        ("lrs", ["lrs", "--encoder", str(out / "encoder"), "--images", str(out / "world" / "images"),
-                 "--out", str(out / "lrs"), "--max-images", "512"]),
+        ("world", ["world", "--out", str(world), "--scale", args.scale, "--seed", str(args.seed)]),
+        ("encoder", ["pretrain-encoder", "--world", str(world), "--out", str(encoder),
+                     *(["--max-seconds", str(args.encoder_seconds)] if args.encoder_seconds else [])]),
+        ("lrs", ["lrs", "--encoder", str(encoder), "--images", str(world / "images"), "--out", str(lrs_dir),
+                 "--max-images", "512"]),
+        ("search", ["search", "--space", str(demo_space()), "--out", str(search),
+                    *(a for o in space_overrides for a in ("--set", o))]),
     ]
     started = time.perf_counter()
+    if (search / "results.parquet").exists():
+        raise UserError(f"'{search}' holds a finished demo search; remove it or use another --out")
     for number, (name, argv) in enumerate(steps, 1):
-        _say(f"[demo {number}/{len(steps)}] {name}: raylayers {' '.join(argv)}")
+        _say(f"[demo {number}/{len(steps)}] {name} ({time.perf_counter() - started:.0f}s): raylayers {' '.join(argv)}")
         code = main(argv)
         if code:
             return code
-    lrs = json.loads((out / "lrs" / "lrs.json").read_text())
-    pretrain = json.loads((out / "encoder" / "pretrain.json").read_text())
+    lrs = json.loads((lrs_dir / "lrs.json").read_text())
+    pretrain = json.loads((encoder / "pretrain.json").read_text())
     _say(f"demo finished in {time.perf_counter() - started:.0f}s. Encoder retrieval top-1 "
          f"{pretrain['retrieval']['top1']:.1%} (chance {pretrain['retrieval']['chance']:.1%}); LRS groups: "
          + ", ".join(f"{g['name']} {g['layers'][0]}-{g['layers'][-1]} rep {g['representative']}"
                      for g in lrs["groups"])
-         + f". Heatmap: {(out / 'lrs' / 'lrs.png').resolve()}")
+         + f". Heatmap: {(lrs_dir / 'lrs.png').resolve()}; report: {(search / 'report.md').resolve()}")
     return 0
 
 
@@ -253,10 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a space key, e.g. --set budget.trials=4 (repeatable)")
     search.set_defaults(func=cmd_search)
 
-    demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS")
+    demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS, search, report")
     demo.add_argument("--out", default="runs/demo", help="folder for everything the demo writes")
     demo.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo", help="world size preset")
     demo.add_argument("--seed", type=int, default=0, help="world seed")
+    demo.add_argument("--trials", type=_positive_int, default=None, help="search trials (default: demo.yaml's)")
+    demo.add_argument("--encoder-seconds", type=float, default=None, help="encoder pretraining time budget")
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -279,5 +301,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m raylayers.cli
     sys.exit(main())

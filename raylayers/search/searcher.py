@@ -31,7 +31,7 @@ class LayerSearcher(OptunaSearch):
 
     def __init__(self, layer_space: LayerSpace, hyperparameters: dict, queue: list[Candidate], prior_trials: int,
                  temperature: float, sampler: str = "tpe", seed: int = 0, known: dict | None = None,
-                 space_size: int | None = None):
+                 space_size: int | None = None, results_path: str | Path | None = None):
         import optuna
 
         self.layer_space = layer_space
@@ -44,6 +44,8 @@ class LayerSearcher(OptunaSearch):
         self.pending: dict[str, str] = {}  # trial id -> key
         self.space_size = space_size
         self.repeats_answered = 0
+        self.results_path = str(results_path) if results_path else None
+        self._results_seen = None
         if sampler == "tpe":
             optuna_sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, len(queue)))
         else:
@@ -104,6 +106,7 @@ class LayerSearcher(OptunaSearch):
     def suggest(self, trial_id: str):
         from optuna.trial import TrialState
 
+        self._sync_known()
         for _ in range(MAX_REPEATS_PER_SUGGESTION):
             if self.space_size is not None and len(self.known) + len(self.pending) >= self.space_size:
                 return None if self.pending else Searcher.FINISHED  # every configuration measured
@@ -127,6 +130,21 @@ class LayerSearcher(OptunaSearch):
                 self._ot_study.tell(ot_trial, state=TrialState.FAIL)
             self.repeats_answered += 1
         return None  # only repeats for now (others still running): Tune asks again later
+
+    def _sync_known(self) -> None:
+        """Learn what the results table holds (after a resume the table can be ahead of the saved searcher)."""
+        if not self.results_path or not Path(self.results_path).is_file():
+            return
+        stamp = Path(self.results_path).stat().st_mtime_ns
+        if stamp == self._results_seen:
+            return
+        from raylayers.search.results import read_results
+
+        for row in read_results(self.results_path):
+            if row.get("key") and row["key"] not in self.known:
+                self.known[row["key"]] = (row["status"], row["score"] if row["status"] == "completed"
+                                          else row.get("probe_score"))
+        self._results_seen = stamp
 
     def _enqueue_next(self) -> None:
         while self.queue:

@@ -157,6 +157,13 @@ def load_search_config(path: str | Path, overrides: list[str] | None = None) -> 
         raise UserError(f"--space '{path}': no such file")
     raw = read_yaml(path)
     for assignment in overrides or []:
+        if assignment.startswith("base.set."):  # base.set holds flat training keys: base.set.cache.dir=...
+            import yaml
+
+            key, _, value = assignment[len("base.set."):].partition("=")
+            section = raw.setdefault("base", {})
+            section.setdefault("set", {})[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            continue
         apply_override(raw, assignment)
     where = f"'{path}'"
     if "groups" in raw.get("lrs", {}) and not isinstance(raw["lrs"]["groups"], str):

@@ -220,7 +220,8 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     rng_queue = _first_trials(config, layer_space, candidates)
     searcher = LayerSearcher(layer_space, config.space.hyperparameters, rng_queue, budget.prior_trials,
                              config.space.prior_temperature, sampler="random" if budget.searcher != "tpe" else "tpe",
-                             seed=budget.seed, space_size=len(candidates) if enumerable else None)
+                             seed=budget.seed, space_size=len(candidates) if enumerable else None,
+                             results_path=out / RESULTS_FILE)
     if budget.grace_period > 0:
         scheduler = ASHAScheduler(time_attr="global_step", metric="score", mode="max",
                                   grace_period=budget.grace_period, reduction_factor=budget.reduction_factor,

@@ -1,0 +1,131 @@
+"""The search on Ray Tune for real, with replay tables (fast) and with training (slow)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from replay_tables import write_table
+
+from raylayers.config import TrainConfig, load_config
+from raylayers.errors import UserError
+from raylayers.search.tuner import run_search
+
+
+def rows_of(out):
+    return pq.read_table(out / "results.parquet").to_pylist()
+
+
+@pytest.mark.slow
+def test_replay_search_finds_the_best_and_never_trains_a_configuration_twice(replay, tmp_path):
+    space, _, table = replay
+    out = tmp_path / "out"
+    summary = run_search(space(trials=10), out, objective=f"table:{table}")  # 10 trials, 6 configurations
+    rows = rows_of(out)
+    assert len(rows) == 6 and len({r["key"] for r in rows}) == 6 and len({r["trial_id"] for r in rows}) == 6
+    assert all(r["status"] == "completed" for r in rows)
+    assert summary["best"]["layers"] == [4] and summary["best"]["score"] == pytest.approx(0.8)
+    assert summary["baseline"]["layers"] == [5]
+    # the LRS priors came first: representatives 1, 4, 5 (5 is also the penultimate layer)
+    first = [r["layers"] for r in sorted(rows, key=lambda r: r["order"])[:3]]
+    assert first == [[1], [4], [5]]
+    best = load_config(TrainConfig, out / "best_config.yaml")
+    assert best.model.layers == [4] and best.model.connector == "mlp2x_gelu"
+    report = (out / "report.md").read_text()
+    assert "figures/progress.png" in report and (out / "figures" / "lrs_chosen.png").is_file()
+    assert list((out / "tensorboard").iterdir())
+
+
+@pytest.mark.slow
+def test_asha_stops_weak_trials_and_records_them_as_pruned(replay, tmp_path):
+    space, _, table = replay
+    out = tmp_path / "out"
+    summary = run_search(space(trials=6, grace_period=10, reduction_factor=2), out, objective=f"table:{table}")
+    rows = rows_of(out)
+    pruned = [r for r in rows if r["status"] == "pruned"]
+    assert pruned and summary["pruned"] == len(pruned)
+    assert all(r["score"] is None and r["probe_score"] is not None and r["steps_trained"] < 40 for r in pruned)
+    assert summary["best"]["layers"] == [4]
+
+
+def test_a_configuration_missing_from_the_table_is_named(replay, tmp_path):
+    space, _, table = replay
+    rows = [r for r in pq.read_table(table).to_pylist() if r["layers"] != [6]]
+    short = write_table(tmp_path / "short.parquet", rows)
+    with pytest.raises(UserError, match="layers=6\\|connector=mlp2x_gelu is in the space but not in"):
+        run_search(space(), tmp_path / "out", objective=f"table:{short}")
+
+
+@pytest.mark.slow
+def test_a_finished_search_is_not_overwritten(replay, tmp_path):
+    space, _, table = replay
+    run_search(space(trials=2), tmp_path / "out", objective=f"table:{table}")
+    with pytest.raises(UserError, match="already holds a search; use --resume"):
+        run_search(space(trials=2), tmp_path / "out", objective=f"table:{table}")
+
+
+def test_searcher_tells_optuna_pruned_not_complete_and_answers_repeats(tmp_path):
+    from optuna.trial import TrialState
+    from replay_tables import write_lrs
+
+    from raylayers.lrs import load_lrs
+    from raylayers.search.searcher import LayerSearcher
+    from raylayers.search.space import SpaceSection, build_layer_space
+
+    space = build_layer_space(SpaceSection(num_layers=[1]), load_lrs(write_lrs(tmp_path / "lrs.json")))
+    queue = [c for c in space.candidates() if c.layers in ((2,), (3,), (2,))]
+    searcher = LayerSearcher(space, {}, queue + queue[:1], 0, 0.1, seed=0, space_size=6)
+    first = searcher.suggest("t1")
+    searcher.on_trial_result("t1", {"score": 0.9, "training_iteration": 1, "global_step": 10})
+    searcher.on_trial_complete("t1", {"score": 0.9, "global_step": 10})  # stopped at a rung: no `final`
+    second = searcher.suggest("t2")
+    searcher.on_trial_complete("t2", {"score": 0.5, "global_step": 40, "final": True})
+    states = [t.state for t in searcher._ot_study.trials]
+    assert states[:2] == [TrialState.PRUNED, TrialState.COMPLETE]
+    assert first["layers"] == [2] and second["layers"] == [3]
+    third = searcher.suggest("t3")  # never a configuration already measured
+    assert third["layers"] not in ([2], [3])
+    assert searcher.known[first["key"]] == ("pruned", 0.9) and searcher.known[second["key"]] == ("completed", 0.5)
+    for trial in searcher._ot_study.trials[2:]:  # repeats TPE proposed were answered, not launched
+        if trial.params.get("layer") == 2:
+            assert trial.state == TrialState.PRUNED
+        if trial.params.get("layer") == 3:
+            assert trial.state == TrialState.COMPLETE and trial.value == 0.5
+    for key in ("t4", "t5", "t6"):
+        config = searcher.suggest(key)
+        searcher.on_trial_complete(key, {"score": 0.1, "final": True, "global_step": 40})
+        assert config["key"] not in {first["key"], second["key"], third["key"]}
+    searcher.on_trial_complete("t3", {"score": 0.2, "final": True, "global_step": 40})
+    assert searcher.suggest("t7") == "FINISHED"  # all 6 configurations measured: the search ends
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_without_rerunning_a_finished_trial(replay, tmp_path):
+    space, _, table = replay
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "raylayers.cli", "search", "--space", str(space(trials=6)), "--out", str(out),
+            "--objective", f"table:{table}"]
+    env = {**os.environ, "RAYLAYERS_PROGRESS": "0"}
+    driver = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if (out / "results.parquet").exists() and len(rows_of(out)) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    driver.wait()
+    before = {r["trial_id"]: r for r in rows_of(out)}
+    assert 2 <= len(before) < 6
+    done = subprocess.run(argv + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = rows_of(out)
+    assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6 and len({r["key"] for r in rows}) == 6
+    for trial_id, row in before.items():  # finished trials kept, not re-run
+        again = next(r for r in rows if r["trial_id"] == trial_id)
+        assert again["score"] == row["score"] and again["order"] == row["order"]
+    assert json.loads((out / "search_summary.json").read_text())["completed"] == 6
