@@ -232,6 +232,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
 
     from raylayers.train import _ray_init
 
+    started_ray = not ray.is_initialized()
     _ray_init()
     started = time.perf_counter()
     print(f"[raylayers] search '{config.name}': {budget.trials} trials over "
@@ -251,7 +252,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     del grid
     results.flush()
     summary = finish(config, out, lrs, lrs_path, layer_space, time.perf_counter() - started)
-    if ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
+    if started_ray and not os.environ.get("RAY_ADDRESS"):
         ray.shutdown()
     return summary
 
