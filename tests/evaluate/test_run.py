@@ -176,3 +176,22 @@ def test_ray_sharded_eval_merges_in_question_order(tiny_stack, tiny_checkpoint, 
     two = evaluate_checkpoint(tiny_checkpoint, bench, tmp_path / "two", workers=2, limit=9)
     assert (tmp_path / "one" / "predictions.jsonl").read_text() == (tmp_path / "two" / "predictions.jsonl").read_text()
     assert one["overall"] == two["overall"]
+
+
+def test_lmms_eval_bridge_logic_without_lmms_eval(tiny_stack, tiny_checkpoint):
+    from PIL import Image
+
+    from raylayers.evaluate.lmms_eval_bridge import answer_contexts, continuation_logprob, register
+    from raylayers.evaluate.predict import Predictor
+
+    predictor = Predictor(tiny_checkpoint, batch_size=2)
+    image = Image.open(next((tiny_stack / "world" / "bench" / "count" / "images").iterdir()))
+    answers = answer_contexts(predictor, ["How many circles are there?", "What shape?"], [image, image], 4)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    total, greedy = continuation_logprob(predictor, "Is there a circle?", "yes", image)
+    assert total < 0 and isinstance(greedy, bool)
+    try:
+        import lmms_eval  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install lmms-eval"):
+            register()
