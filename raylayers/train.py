@@ -609,7 +609,8 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     (out / "config.yaml").write_text(_yaml_dump(to_dict(config)))
     _ray_init()
     hardware = config.resources
-    storage = Path(hardware.storage_path).resolve() if hardware.storage_path else out / "ray"
+    storage = hardware.storage_path or out / "ray"  # a local path, or a URI such as s3://bucket/prefix
+    storage = storage if "://" in str(storage) else Path(storage).resolve()
     callbacks = []
     if tune_callback:
         callbacks.append(_probe_to_tune_callback())
