@@ -174,3 +174,27 @@ def test_job_submit_with_token_auth_runs_raylayers_world(tmp_path):
     result = submit_job(["raylayers", "world", "--out", str(out), "--scale", "tiny"], tmp_path)
     _assert_succeeded(result)
     assert (out / "world.json").is_file()
+
+
+@pytest.mark.slow
+def test_job_submit_runs_a_search_on_the_cluster(tmp_path):
+    """`raylayers search` as a Ray job: the driver joins the head through RAY_ADDRESS (replay objective: no
+    training, so the test checks the submission path, Tune on the cluster and the outputs)."""
+    import sys
+
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(Path(__file__).parent / "search"))
+    from replay_tables import single_layer_table, write_lrs, write_table
+
+    lrs = write_lrs(tmp_path / "lrs" / "lrs.json")
+    table = write_table(tmp_path / "table.parquet", single_layer_table())
+    space = tmp_path / "space.yaml"
+    space.write_text(f"lrs: {{file: {lrs}}}\nspace: {{num_layers: [1]}}\nbudget: {{trials: 3}}\n")
+    out = tmp_path / "search"
+    result = submit_job(["raylayers", "search", "--space", str(space), "--out", str(out),
+                         "--objective", f"table:{table}"], tmp_path)
+    _assert_succeeded(result)
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    assert len(rows) == 3 and all(r["status"] == "completed" for r in rows)
+    assert (out / "report.md").is_file() and (out / "best_config.yaml").is_file()
