@@ -105,7 +105,7 @@ def train_trial(trial: dict, settings: dict) -> None:
     train_config = trial_train_config(config, trial, name=trial_id)
     if config.budget.storage_path:
         train_config = dataclasses.replace(train_config, resources=dataclasses.replace(
-            train_config.resources, storage_path=config.budget.storage_path.rstrip("/") + "/train")))
+            train_config.resources, storage_path=config.budget.storage_path.rstrip("/") + "/train"))
     started = time.perf_counter()
     summary = run_training(train_config, out, tune_callback=True)
     steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())
