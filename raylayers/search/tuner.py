@@ -106,6 +106,9 @@ def train_trial(trial: dict, settings: dict) -> None:
     if config.budget.storage_path:
         train_config = dataclasses.replace(train_config, resources=dataclasses.replace(
             train_config.resources, storage_path=config.budget.storage_path.rstrip("/") + "/train"))
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "attempts.log").open("a") as log:  # one line per attempt: retries are visible
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} attempt of {trial['key']}\n")
     started = time.perf_counter()
     summary = run_training(train_config, out, tune_callback=True)
     steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())

@@ -129,3 +129,48 @@ def test_killed_search_resumes_without_rerunning_a_finished_trial(replay, tmp_pa
         again = next(r for r in rows if r["trial_id"] == trial_id)
         assert again["score"] == row["score"] and again["order"] == row["order"]
     assert json.loads((out / "search_summary.json").read_text())["completed"] == 6
+
+
+def tiny_base(stack, path):
+    world, encoder = stack / "world", stack / "encoder"
+    path.write_text(f"""
+model: {{encoder: {encoder}, lm: {encoder / 'lm'}, connector: mlp2x_gelu, layers: [-2]}}
+data: {{stage1: {world / 'stage1.json'}, stage2: {world / 'stage2.json'}, val: {world / 'stage2_val.json'},
+        max_length: 160, val_records: 8}}
+stage1: {{learning_rate: 3.0e-3, max_steps: 2, global_batch_size: 8, micro_batch_size: 4, train_lm: true}}
+stage2: {{learning_rate: 3.0e-3, max_steps: 3, global_batch_size: 8, micro_batch_size: 4, train_lm: true,
+         template: chat}}
+resources: {{num_workers: 1, cpus_per_worker: 1}}
+checkpoint: {{every_steps: 100}}
+probe_every_steps: 2
+report_every_steps: 1
+""")
+    return path
+
+
+@pytest.mark.slow
+def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_stack, tmp_path):
+    """Real trials (Ray Train + DeepSpeed, then evaluation); the LRS is computed first from images. One learning
+    rate diverges: that trial is retried once, recorded as failed with its error, and the search goes on."""
+    world = tiny_stack / "world"
+    space = tmp_path / "space.yaml"
+    space.write_text(f"""
+base: {{config: {tiny_base(tiny_stack, tmp_path / 'base.yaml')}, set: {{cache.dir: {tmp_path / 'cache'}}}}}
+lrs: {{file: {tmp_path / 'lrs' / 'lrs.json'}, images: {world / 'images'}, groups: "2", max_images: 32}}
+space: {{num_layers: [1], layers: [-2], hyperparameters: {{stage2.learning_rate: {{choice: [3.0e-3, 1.0e+30]}}}}}}
+objective: {{bench: {world / 'bench'}, limit: 3}}
+budget: {{trials: 2, searcher: grid, retries: 1}}
+""")
+    out = tmp_path / "out"
+    summary = run_search(space, out)
+    rows = {json.loads(r["hyperparameters"])["stage2.learning_rate"]: r for r in rows_of(out)}
+    assert (tmp_path / "lrs" / "lrs.json").is_file()
+    good, bad = rows[3.0e-3], rows[1.0e30]
+    assert good["status"] == "completed" and 0.0 <= good["score"] <= 1.0 and good["steps_trained"] == 5
+    assert good["score_vision_centric"] is not None and good["bench_count"] is not None
+    assert bad["status"] == "failed" and "NaN" in bad["error"] and bad["score"] is None
+    attempts = (out / "trials" / bad["trial_id"] / "attempts.log").read_text().splitlines()
+    assert len(attempts) == 2  # the first try and one retry
+    assert summary["completed"] == 1 and summary["failed"] == 1
+    assert (out / "trials" / good["trial_id"] / "tensorboard").is_dir()
+    assert load_config(TrainConfig, out / "best_config.yaml").stage2.learning_rate == 3.0e-3
