@@ -176,6 +176,12 @@ def test_cli_train_with_a_shipped_recipe_and_overrides(tiny_stack, tmp_path, cap
     out = capsys.readouterr().out
     assert "val_answer_accuracy" in out and "model written to" in out
     assert (tmp_path / "run" / "model" / "raylayers_model.json").is_file()
+    for mode in ("greedy", "likelihood"):  # the trained model on the offline suite, both answer modes
+        assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--bench", str(world), "--out",
+                     str(tmp_path / mode), "--mode", mode, "--limit", "4"]) == 0
+        scores = json.loads((tmp_path / mode / "scores.json").read_text())
+        assert set(scores["categories"]) == {"general", "ocr", "vision_centric", "hallucination"}
+        assert 0.0 <= scores["overall"] <= 1.0 and scores["mode"] == mode
     assert main(["train", "--config", "demo", "--out", str(tmp_path / "x"), "--set", "stage1.lr=1"]) == 2
     assert "unknown key 'stage1.lr'" in capsys.readouterr().err
 

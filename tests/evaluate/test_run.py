@@ -195,3 +195,22 @@ def test_lmms_eval_bridge_logic_without_lmms_eval(tiny_stack, tiny_checkpoint):
     except ImportError:
         with pytest.raises(ImportError, match="pip install lmms-eval"):
             register()
+
+
+def test_compare_plots_runs_per_layer(tmp_path, capsys):
+    runs = []
+    for layer, (general, ocr) in {3: (0.6, 0.1), 9: (0.5, 0.3), 11: (0.4, 0.35)}.items():
+        checkpoint = tmp_path / f"ckpt{layer}"
+        checkpoint.mkdir()
+        (checkpoint / "raylayers_model.json").write_text(json.dumps({"vision_layers": [layer]}))
+        run = tmp_path / f"eval{layer}"
+        run.mkdir()
+        (run / "scores.json").write_text(json.dumps({
+            "checkpoint": str(checkpoint), "categories": {"general": general, "ocr": ocr},
+            "benchmarks": {"attributes": {"score": general}, "ocr": {"score": ocr}}}))
+        runs.append(str(run))
+    assert main(["compare", "--runs", *runs, "--out", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "benchmarks_by_run.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "categories_by_layer.png").stat().st_size > 1000
+    assert main(["compare", "--runs", runs[0], "--out", str(tmp_path / "x")]) == 2
+    assert "at least two" in capsys.readouterr().err
