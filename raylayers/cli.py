@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo", help="world size preset")
     demo.add_argument("--seed", type=int, default=0, help="world seed")
     demo.add_argument("--trials", type=_positive_int, default=None, help="search trials (default: demo.yaml's)")
-    demo.add_argument("--encoder-seconds", type=float, default=None, help="encoder pretraining time budget")
+    demo.add_argument("--encoder-seconds", type=float, default=200.0,
+                      help="encoder pretraining time budget (default 200 s; the demo must fit in 15 minutes)")
     demo.set_defaults(func=cmd_demo)
     return parser
 
