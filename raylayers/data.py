@@ -193,6 +193,17 @@ class ConversationEncoder:
             text = VICUNA_SYSTEM + f" USER: {question} ASSISTANT:"
         return list(self.bos) + self._ids(self._without_bos(text))
 
+    def answer_ids(self, question: str, answer: str, has_image: bool = True, with_end: bool = True) -> list[int]:
+        """Token ids of `answer` as the template places it after `prompt(question)` (the supervised segment of
+        training: a chat template may put a space or newline before it), with or without the end-of-turn text."""
+        if has_image and IMAGE_PLACEHOLDER not in question:
+            question = f"{IMAGE_PLACEHOLDER}\n{question}"
+        marker = "\u2063"  # a character no answer contains: the answer's end in the rendered text
+        conversation = [{"from": "human", "value": question}, {"from": "gpt", "value": answer + marker}]
+        text = self._segments(conversation)[-1][0]
+        head, _, tail = text.partition(marker)
+        return self._ids(head + (tail if with_end else ""))
+
     def _without_bos(self, text: str) -> str:
         """Templates that write their own BOS text: we add the id once ourselves."""
         bos = self.tokenizer.bos_token

@@ -89,3 +89,18 @@ def test_image_placeholder_is_added_when_missing(tmp_path):
                                                              {"from": "gpt", "value": "a"}]}
     (tmp_path / "d.json").write_text(json.dumps([record]))
     assert load_records(tmp_path / "d.json")[0].conversations[0]["value"] == "<image>\nq"
+
+
+def test_answer_ids_are_the_tokens_training_supervises(tiny_stack):
+    from raylayers.data import ConversationEncoder
+    from raylayers.model import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_stack / "encoder" / "lm"))
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    for template in ("chat", "plain"):
+        encoder = ConversationEncoder(tokenizer, image_id, 4, 256, template)
+        question = "<image>\nIs there a red circle in the image?"
+        ids, labels = encoder.encode([{"from": "human", "value": question}, {"from": "gpt", "value": "yes"}])
+        supervised = [i for i, label in zip(ids, labels) if label != -100]
+        assert encoder.answer_ids(question, "yes") == supervised
+        assert encoder.prompt(question) + encoder.answer_ids(question, "yes") == ids

@@ -37,7 +37,7 @@ def answer_contexts(predictor, contexts: list[str], images: list, max_new_tokens
 def continuation_logprob(predictor, context: str, continuation: str, image) -> tuple[float, bool]:
     """(log p(continuation | prompt), whether greedy decoding would produce exactly the continuation)."""
     prompt = predictor.encoder.prompt(context, has_image=image is not None)
-    target = predictor.tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    target = predictor.encoder.answer_ids(context, continuation.strip(), has_image=image is not None, with_end=False)
     ids = torch.tensor([prompt + target], device=predictor.device)
     features = None
     if image is not None:

@@ -72,10 +72,14 @@ class Predictor:
         self.checkpoint = str(folder)
 
     # ---------------------------------------------------------------------------------------------- inputs
-    def _prompt_ids(self, row: dict) -> list[int]:
+    @staticmethod
+    def _question(row: dict) -> str:
         from raylayers.prompts import format_question
 
-        return self.encoder.prompt(format_question(row["question"], row.get("options") or []))
+        return format_question(row["question"], row.get("options") or [])
+
+    def _prompt_ids(self, row: dict) -> list[int]:
+        return self.encoder.prompt(self._question(row))
 
     def _features(self, sources: list) -> tuple[dict[int, torch.Tensor] | None, list[str | None]]:
         """Selected-layer features for the images that open, and per row None or the reason it failed."""
@@ -123,12 +127,14 @@ class Predictor:
             return ["yes", "no"]
         return []
 
-    def _likelihood(self, prompts: list[list[int]], features, candidates: list[list[str]]) -> list[str]:
-        """The candidate with the highest summed log-probability of its tokens after each prompt."""
+    def _likelihood(self, prompts: list[list[int]], questions: list[str], features,
+                    candidates: list[list[str]]) -> list[str]:
+        """The candidate with the highest summed log-probability of its tokens (as the template places an answer,
+        end-of-turn included) after each prompt."""
         sequences, owners, spans = [], [], []
-        for index, (prompt, options) in enumerate(zip(prompts, candidates)):
+        for index, (prompt, question, options) in enumerate(zip(prompts, questions, candidates)):
             for option in options:
-                tokens = self.tokenizer(option, add_special_tokens=False)["input_ids"]
+                tokens = self.encoder.answer_ids(question, option)
                 sequences.append(prompt + tokens)
                 owners.append(index)
                 spans.append(len(tokens))
@@ -173,7 +179,8 @@ class Predictor:
                 prompts = [self._prompt_ids(batch[i]) for i in usable]
                 candidates = [self._candidates(batch[i], answer_type) for i in usable]
                 if mode == "likelihood" and all(candidates):
-                    texts = self._likelihood(prompts, features, candidates)
+                    questions = [self._question(batch[i]) for i in usable]
+                    texts = self._likelihood(prompts, questions, features, candidates)
                 else:
                     texts = self._greedy(prompts, features, MAX_NEW_TOKENS.get(answer_type, 12))
                 for i, text in zip(usable, texts):
