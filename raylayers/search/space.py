@@ -12,8 +12,9 @@ A configuration is (layers, connector, hyper-parameters); `Candidate.key` names 
 by key. Layers are positive numbers (DESIGN.md).
 
 LRS priors (the rule the README documents):
-1. the first trials are each group's representative alone, the concat of the representatives (with 2+ groups),
-   and the usual default, the penultimate layer alone;
+1. the first trials are the usual default, the penultimate layer alone (first: ASHA never stops the first trial
+   at a rung, so the baseline is always measured in full), then each group's representative alone and the concat
+   of the representatives (with 2+ groups);
 2. the next `budget.prior_trials` trials draw each layer from its group with probability proportional to
    exp(similarity(layer, representative) / `space.prior_temperature`), so representative-like layers come first;
 3. after that, the searcher (TPE by default) proposes from what it has measured.
@@ -348,8 +349,11 @@ def build_layer_space(space: SpaceSection, lrs: dict, where: str = "space") -> L
 
 # ================================================================================================ LRS priors
 def seeded_candidates(layer_space: LayerSpace, baseline: bool) -> list[Candidate]:
-    """The first trials: each representative alone, their concat, and the penultimate layer alone."""
+    """The first trials: the penultimate layer alone (first, so early stopping never stops the baseline: ASHA keeps
+    the first trial at every rung), each representative alone, and their concat."""
     seeds: list[Candidate] = []
+    if baseline and 1 in layer_space.num_layers and layer_space.penultimate in layer_space.layers:
+        seeds.append(Candidate((layer_space.penultimate,), layer_space.single_connectors[0]))
     reps = [layer_space.representatives[g] for g in layer_space.groups]
     if 1 in layer_space.num_layers:
         connector = layer_space.single_connectors[0]
@@ -359,8 +363,6 @@ def seeded_candidates(layer_space: LayerSpace, baseline: bool) -> list[Candidate
         n = max(fused) if max(fused) <= len(reps) else len(reps)
         connector = "concat" if "concat" in layer_space.fusion_connectors else layer_space.fusion_connectors[0]
         seeds.append(Candidate(tuple(sorted(reps[:n] if n == len(reps) else _spread(reps, n))), connector))
-    if baseline and 1 in layer_space.num_layers and layer_space.penultimate in layer_space.layers:
-        seeds.append(Candidate((layer_space.penultimate,), layer_space.single_connectors[0]))
     unique, seen = [], set()
     for seed in seeds:
         if seed.key not in seen:

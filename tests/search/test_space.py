@@ -56,15 +56,15 @@ def test_one_layer_per_group_and_the_seeded_trials(tmp_path):
     assert len(sets) == 8 and all(len({space.group_of(x) for x in s}) == 3 for s in sets)
     assert len(space.candidates()) == 6 + 8 * 2
     seeds = [c.key for c in seeded_candidates(space, baseline=True)]
-    # representatives alone, their concat, then the penultimate layer (5 of 6 is also a representative: once)
-    assert seeds == ["layers=1|connector=mlp2x_gelu", "layers=4|connector=mlp2x_gelu", "layers=5|connector=mlp2x_gelu",
+    # the penultimate layer, then the representatives alone and their concat (5 of 6 is both: tried once)
+    assert seeds == ["layers=5|connector=mlp2x_gelu", "layers=1|connector=mlp2x_gelu", "layers=4|connector=mlp2x_gelu",
                      "layers=1,4,5|connector=concat"]
 
 
 def test_baseline_is_seeded_when_it_is_not_a_representative(tmp_path):
     space = space_of(tmp_path, "space: {num_layers: [1]}")
     space.representatives["deep"] = 6
-    assert [c.layers for c in seeded_candidates(space, baseline=True)] == [(1,), (4,), (6,), (5,)]
+    assert [c.layers for c in seeded_candidates(space, baseline=True)] == [(5,), (1,), (4,), (6,)]
 
 
 def test_prior_sampling_favours_representative_like_layers(tmp_path):

@@ -30,9 +30,9 @@ def test_replay_search_finds_the_best_and_never_trains_a_configuration_twice(rep
     assert all(r["status"] == "completed" for r in rows)
     assert summary["best"]["layers"] == [4] and summary["best"]["score"] == pytest.approx(0.8)
     assert summary["baseline"]["layers"] == [5]
-    # the LRS priors came first: representatives 1, 4, 5 (5 is also the penultimate layer)
+    # the LRS priors came first: the penultimate layer 5 (also a representative), then representatives 1 and 4
     first = [r["layers"] for r in sorted(rows, key=lambda r: r["order"])[:3]]
-    assert first == [[1], [4], [5]]
+    assert first == [[5], [1], [4]]
     best = load_config(TrainConfig, out / "best_config.yaml")
     assert best.model.layers == [4] and best.model.connector == "mlp2x_gelu"
     report = (out / "report.md").read_text()
