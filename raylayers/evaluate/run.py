@@ -40,7 +40,7 @@ def score_benchmark(bench: Benchmark, predictions: dict[str, str], errors: dict[
         qid = row["question_id"]
         if qid not in predictions:
             missing += 1
-        rows.append({**row, "image": None, "prediction": predictions.get(qid, "")})
+        rows.append({**row, "image": _image_key(row), "prediction": predictions.get(qid, "")})
     result = METRICS[bench.metric](rows)
     per_question = result.pop("per_question")
     error_counts = Counter(errors.values())
@@ -55,6 +55,21 @@ def score_benchmark(bench: Benchmark, predictions: dict[str, str], errors: dict[
                            "correct": float(correct), "answer": str(row["answer"]),
                            "error": errors.get(row["question_id"])})
     return {"scores": result, "rows": table_rows}
+
+
+def _image_key(row: dict) -> str | None:
+    """Which image a question is about (MME's acc+ groups the questions of an image): `image_id` when the
+    benchmark has it, else the image path, else a hash of the image bytes."""
+    import hashlib
+
+    if row.get("image_id") is not None:
+        return str(row["image_id"])
+    image = row.get("image")
+    if isinstance(image, dict):  # a HF image struct
+        image = image.get("path") or image.get("bytes")
+    if isinstance(image, (bytes, bytearray)):
+        return hashlib.sha1(image).hexdigest()
+    return None if image is None else str(image)
 
 
 def summarise(per_benchmark: dict[str, dict], weights: dict[str, float] | None = None) -> dict:

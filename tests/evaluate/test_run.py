@@ -46,6 +46,16 @@ def crafted(tmp_path):
         {"question_id": "ocr-1", "question": "Text?", "answer": "frog"},
         {"question_id": "ocr-2", "question": "Text?", "answer": "302"},
     ], "ocr_contains", "ocr")
+    write_bench(bench / "mme", [  # two images of one subtask, two questions each
+        {"question_id": "mme-1", "question": "Is there a cat?", "answer": "yes", "subtask": "existence",
+         "image_id": "a.png"},
+        {"question_id": "mme-2", "question": "Is there a dog?", "answer": "no", "subtask": "existence",
+         "image_id": "a.png"},
+        {"question_id": "mme-3", "question": "Is there a car?", "answer": "yes", "subtask": "existence",
+         "image_id": "b.png"},
+        {"question_id": "mme-4", "question": "Is there a hat?", "answer": "no", "subtask": "existence",
+         "image_id": "b.png"},
+    ], "mme", "general", "yes_no")
     write_bench(bench / "vqa", [
         {"question_id": "vqa-1", "question": "What?", "answer": "2", "answers": ["2", "2", "2"] + ["3"] * 7},
     ], "vqa_accuracy", "general")
@@ -64,6 +74,10 @@ def crafted(tmp_path):
         {"question_id": "ocr-1", "prediction": "The text reads FROG"},  # contained: hit
         {"question_id": "ocr-2", "prediction": "30"},  # miss
         {"question_id": "vqa-1", "prediction": "two"},  # 3 of 10 humans: 0.9 under leave-one-out
+        {"question_id": "mme-1", "prediction": "Yes"},  # image a: both right (acc+ counts it)
+        {"question_id": "mme-2", "prediction": "No, there is none."},
+        {"question_id": "mme-3", "prediction": "Yes."},  # image b: one of two right
+        {"question_id": "mme-4", "prediction": "Yes"},
         {"question_id": "ghost-9", "prediction": "B"},  # unknown id
     ]
     path = tmp_path / "predictions.jsonl"
@@ -82,15 +96,20 @@ def test_predictions_reproduce_hand_computed_scores(crafted, tmp_path):
     assert per["pope"]["f1"] == pytest.approx(0.5) and per["pope"]["yes_ratio"] == pytest.approx(0.5)
     assert per["ocr"]["score"] == pytest.approx(0.5) and per["ocr"]["score_1000"] == 500
     assert per["vqa"]["score"] == pytest.approx(0.9)
+    # MME existence: acc 3/4 = 75, acc+ 1/2 images = 50, score 125 of 200; perception 125
+    assert per["mme"]["subtasks"]["existence"]["acc"] == pytest.approx(75.0)
+    assert per["mme"]["subtasks"]["existence"]["acc_plus"] == pytest.approx(50.0)
+    assert per["mme"]["perception"] == pytest.approx(125.0) and per["mme"]["score"] == pytest.approx(0.625)
     assert per["mc"]["duplicates"] == ["mc-4"]
     assert scores["unknown_ids"] == ["ghost-9"] and scores["num_missing"] == 1 and scores["num_duplicates"] == 1
-    # categories: general = mean(mc 0.75, vqa 0.9); overall = mean over the four categories
-    assert scores["categories"]["general"] == pytest.approx(0.825)
-    expected = (0.825 + 0.5 + 0.5 + 0.5) / 4
+    # categories: general = mean(mc 0.75, mme 0.625, vqa 0.9); overall = mean over the four categories
+    general = (0.75 + 0.625 + 0.9) / 3
+    assert scores["categories"]["general"] == pytest.approx(general)
+    expected = (general + 0.5 + 0.5 + 0.5) / 4
     assert scores["overall"] == pytest.approx(expected) and scores["row"]["score"] == pytest.approx(expected)
     assert scores["row"]["score_vision_centric"] == pytest.approx(0.5) and "bench_pope" in scores["row"]
     table = pq.read_table(tmp_path / "out" / "per_question.parquet").to_pylist()
-    assert len(table) == 13
+    assert len(table) == 17
     mc3 = next(r for r in table if r["question_id"] == "mc-3")
     assert mc3["parsed"] == "B" and mc3["correct"] == 0.0
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["overall"] == pytest.approx(expected)
