@@ -5,11 +5,12 @@
 
 Every run is a real `raylayers.search.tuner.run_search` (Ray Tune + the raylayers searcher + ASHA) with
 `--objective table:FILE.parquet`: a trial replays a measured (or synthetic) learning curve instead of training.
-Strategies (overrides on the table's space file):
-- lrs_tpe_asha: budget.searcher=tpe with the LRS priors (space.priors true: each representative alone, their concat,
-  the penultimate layer, then budget.prior_trials=2 representative-like draws, then TPE), ASHA with
-  budget.grace_period = the first curve step (1000) and budget.reduction_factor=3, so the rungs are 1000, 3000 and
-  9000 steps, exactly the table's curve steps;
+Strategies (overrides on the table's space file; every search runs one trial at a time, budget.concurrency 1):
+- lrs_tpe_asha: budget.searcher=tpe with the LRS priors (space.priors true: the seeded trials of
+  `raylayers.search.space.seeded_candidates`, i.e. the penultimate layer, each representative alone and their concat,
+  then budget.prior_trials=2 representative-like draws, then TPE; the seeded order actually used is saved per table),
+  ASHA with budget.grace_period = the first curve step (1000) and budget.reduction_factor=3, so the rungs are 1000,
+  3000 and 9000 steps, exactly the table's curve steps;
 - random: budget.searcher=random (the space shuffled by the seed, no repeats), no early stopping;
 - grid: budget.searcher=grid (every configuration in the space's order), no early stopping. The order does not
   depend on the seed: grid runs for two seeds only, to show that, and its statistics are over those two runs.
@@ -20,6 +21,13 @@ in the table, and the training steps spent until then (the sum of `steps_trained
 by ASHA counts the steps it ran). A run that never gets there within its budget is "not reached". Per strategy and
 table: median, 25th and 75th percentiles, min and max over the seeds, with "not reached" counted as infinitely
 late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached.
+
+Runtime: a replayed trial costs ~1-3 s here (a new Tune actor per trial), so by default (1) a search is stopped once
+it has reached the target (SIGUSR1, Tune's graceful stop; trials run one at a time and the searcher never looks
+ahead, so the prefix that the metrics read is the same as with the full budget; `--full-budget` turns this off, and
+the per-run counts of trials/pruned then cover only the prefix), (2) two searches run at once (`--parallel 2`: a
+second driver process on the same Ray cluster), and (3) Ray's worker_process_setup_hook imports Tune in pooled
+worker processes ahead of time. None of these changes what a search does.
 
 Tables (built here, deterministically, into benchmarks/tables/, with their space files and lrs.json):
 1. paper_single_layer: CLIP-L/336's 24 layers alone with the linear connector. Final scores from PAPER.md's Fig. 1b
@@ -60,9 +68,13 @@ import io
 import itertools
 import json
 import math
+import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -217,7 +229,7 @@ def build_tables(folder: Path) -> dict[str, dict]:
     import pyarrow.parquet as pq
 
     from raylayers.lrs import load_lrs
-    from raylayers.search.space import SpaceSection, build_layer_space
+    from raylayers.search import space as spaces
     from raylayers.search.tuner import load_table
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -242,9 +254,10 @@ def build_tables(folder: Path) -> dict[str, dict]:
         table = folder / f"{name}.parquet"
         pq.write_table(pa.Table.from_pylist(rows), table)
         space_file = write_space(folder / f"{name}.space.yaml", lrs, space, trials)
-        layer_space = build_layer_space(SpaceSection(**space), load_lrs(lrs))
+        layer_space = spaces.build_layer_space(spaces.SpaceSection(**space), load_lrs(lrs))
         candidates = layer_space.candidates()
         replay = load_table(table)
+        seeded = [c.key for c in spaces.seeded_candidates(layer_space, baseline=True)]
         finals = {c.key: float(replay[c.key][-1]["score"]) for c in candidates}
         best_key = max(finals, key=finals.get)
         threshold = finals[best_key] * (1 - TOLERANCE)
@@ -255,6 +268,7 @@ def build_tables(folder: Path) -> dict[str, dict]:
             "trials": trials, "steps": list(STEPS), "best_key": best_key, "best_score": finals[best_key],
             "table_best_score": max(float(r[-1]["score"]) for r in replay.values()),
             "threshold": threshold, "within_1pct": {k: finals[k] for k in within},
+            "seeded_trials_tpe": seeded, "space_order_first": [c.key for c in candidates[:5]],
             "finals": finals,
         }
     return described
@@ -272,7 +286,32 @@ def searcher_repeats(out: Path) -> int | None:
         return pickle.load(handle).get("repeats_answered")
 
 
-def run_one(table: dict, strategy: str, seed: int, work: Path) -> dict:
+def preimport() -> None:
+    """Ray's worker_process_setup_hook: import Tune in the pooled worker processes before a trial claims one (each
+    trial is a new actor; `import ray.tune` is ~1-2 s of CPU here). Only import time moves; nothing else changes."""
+    import pyarrow.parquet  # noqa: F401
+    import ray.tune  # noqa: F401
+
+    import raylayers.search.tuner  # noqa: F401
+
+
+def _watch(path: Path, threshold: float, done: threading.Event, fired: threading.Event) -> None:
+    """Stop the search (SIGUSR1: Tune ends the run gracefully) once a completed trial reaches the threshold."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    while not done.wait(0.2):
+        try:
+            rows = pq.read_table(path).to_pylist() if path.is_file() else []
+        except (OSError, pa.ArrowException):  # a file being replaced: read it next time
+            rows = []
+        if any(r["status"] == "completed" and r["score"] is not None and r["score"] >= threshold for r in rows):
+            fired.set()
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return
+
+
+def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: bool) -> dict:
     import pyarrow.parquet as pq
 
     from raylayers.search.tuner import run_search
@@ -281,10 +320,19 @@ def run_one(table: dict, strategy: str, seed: int, work: Path) -> dict:
     overrides = STRATEGIES[strategy] + [f"budget.seed={seed}", f"budget.trials={table['trials']}",
                                         f"lrs.file={TABLES / 'lrs.json'}"]
     log = io.StringIO()
+    done, fired = threading.Event(), threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: None)  # Tune installs its own; a late signal must not kill us
+    watcher = threading.Thread(target=_watch, args=(out / "results.parquet", table["threshold"], done, fired),
+                               daemon=True)
+    if stop_at_target:
+        watcher.start()
     started = time.perf_counter()
-    with contextlib.redirect_stdout(log):
-        summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
-                             overrides=overrides)
+    try:
+        with contextlib.redirect_stdout(log):
+            summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
+                                 overrides=overrides)
+    finally:
+        done.set()
     seconds = time.perf_counter() - started
     rows = sorted(pq.read_table(out / "results.parquet").to_pylist(), key=lambda r: r["order"])
     trials, steps, reached = 0, 0, False
@@ -298,18 +346,65 @@ def run_one(table: dict, strategy: str, seed: int, work: Path) -> dict:
     record = {
         "strategy": strategy, "seed": seed, "overrides": overrides, "seconds": round(seconds, 2),
         "reached": reached, "trials_to_target": trials if reached else None,
-        "steps_to_target": steps if reached else None,
+        "steps_to_target": steps if reached else None, "stopped_at_target": fired.is_set(),
         "trials": len(rows), "distinct_keys": len({r["key"] for r in rows}),
         "completed": summary["completed"], "pruned": summary["pruned"], "failed": summary["failed"],
         "total_steps": sum(int(r["steps_trained"] or 0) for r in rows),
         "best_found": max((r["score"] for r in completed), default=None),
         "best_found_key": max(completed, key=lambda r: r["score"])["key"] if completed else None,
         "repeats_answered": searcher_repeats(out),
+        "searcher_state_files": len(list(out.glob("tune/*/*.raylayers.pkl"))),
         "sequence": [{"key": r["key"], "status": r["status"], "steps": int(r["steps_trained"] or 0),
                       "score": r["score"], "probe_score": r["probe_score"], "error": r["error"]} for r in rows],
     }
     shutil.rmtree(out, ignore_errors=True)
     return record
+
+
+def git_state() -> dict:
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty_raylayers": git("status", "--porcelain", "raylayers")}
+
+
+def describe(run: dict) -> str:
+    where = (f"trial {run['trials_to_target']} ({run['steps_to_target']} steps)" if run["reached"]
+             else "not reached")
+    best = "-" if run["best_found"] is None else f"{run['best_found']:.4f}"
+    return (f"{run['table']} {run['strategy']} seed {run['seed']}: {where}; {run['trials']} trials "
+            f"({run['distinct_keys']} distinct{', stopped at the target' if run['stopped_at_target'] else ''}), "
+            f"{run['pruned']} pruned, {run['failed']} failed, repeats answered {run['repeats_answered']}, "
+            f"best {best}, {run['seconds']:.1f}s")
+
+
+def run_shard(jobs: list, tables: dict, work: Path, stop_at_target: bool, sink: Path, tag: str) -> None:
+    """Run searches one after the other; append each run's record to `sink` (JSON lines)."""
+    for table, strategy, seed, number, total in jobs:
+        run = {"table": table, **run_one(tables[table], strategy, seed, work, stop_at_target)}
+        with open(sink, "a") as handle:
+            handle.write(json.dumps(run, default=str) + "\n")
+        print(f"{tag}[{number}/{total}] {describe(run)}", flush=True)
+
+
+def quiet_ray_loggers() -> None:
+    import logging
+
+    for name in ("ray", "ray.tune", "ray.train"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def helper_main(shard_file: str) -> None:
+    """A second driver on the same Ray cluster (--parallel): runs its share of the plan."""
+    import ray
+
+    shard = json.loads(Path(shard_file).read_text())
+    ray.init(address=shard["address"], logging_level="ERROR", log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": preimport})
+    quiet_ray_loggers()
+    run_shard(shard["jobs"], shard["tables"], Path(shard["work"]), shard["stop_at_target"], Path(shard["sink"]),
+              shard["tag"])
 
 
 # ================================================================================================ summary
@@ -405,11 +500,19 @@ def plot(summary_runs: list[dict], tables: dict, path: Path) -> None:
 # ================================================================================================ main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20, help="seeds per strategy (0..N-1)")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds per strategy (0..N-1; grid: at most 2)")
     parser.add_argument("--tables", default="paper_single_layer,fusion_near_reps,fusion_adversarial")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--parallel", type=int, default=2,
+                        help="searches at once (extra drivers on the same Ray cluster; each search is sequential)")
+    parser.add_argument("--full-budget", action="store_true",
+                        help="run every search to its budget (default: stop a search once it reached the target)")
     parser.add_argument("--no-save", action="store_true", help="print only; write no results")
+    parser.add_argument("--helper", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.helper:
+        helper_main(args.helper)
+        return
 
     import optuna
     import ray
@@ -421,29 +524,40 @@ def main() -> None:
               f"{t['best_score']:.4f}, {len(t['within_1pct'])} within 1% (>= {t['threshold']:.4f}), "
               f"budget {t['trials']} trials", flush=True)
     ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
-             log_to_driver=False)
+             log_to_driver=False, runtime_env={"worker_process_setup_hook": preimport})
+    quiet_ray_loggers()
     chosen_tables = args.tables.split(",")
-    chosen = args.strategies.split(",")
-    plan = [(table, strategy, seed) for table in chosen_tables for strategy in chosen
+    plan = [(table, strategy, seed) for table in chosen_tables for strategy in args.strategies.split(",")
             for seed in range(min(args.seeds, GRID_SEEDS) if strategy == "grid" else args.seeds)]
-    runs = []
+    plan = [(*job, number, len(plan)) for number, job in enumerate(plan, start=1)]
+    light = {name: {k: v for k, v in t.items() if k not in ("finals", "within_1pct")} for name, t in tables.items()}
     work = Path(tempfile.mkdtemp(prefix="search_efficiency_"))
+    sinks = [work / f"runs_{k}.jsonl" for k in range(args.parallel)]
+    helpers = []
     try:
-        for number, (table, strategy, seed) in enumerate(plan, start=1):
-            run = {"table": table, **run_one(tables[table], strategy, seed, work)}
-            runs.append(run)
-            where = (f"trial {run['trials_to_target']} ({run['steps_to_target']} steps)" if run["reached"]
-                     else "not reached")
-            print(f"[{number}/{len(plan)}] {table} {strategy} seed {seed}: {where}; {run['trials']} trials "
-                  f"({run['distinct_keys']} distinct), {run['pruned']} pruned, {run['failed']} failed, "
-                  f"repeats answered {run['repeats_answered']}, best {run['best_found']:.4f}, "
-                  f"{run['seconds']:.1f}s", flush=True)
+        for k in range(1, args.parallel):
+            shard = {"address": ray.get_runtime_context().gcs_address, "jobs": plan[k::args.parallel],
+                     "tables": light, "work": str(work), "stop_at_target": not args.full_budget,
+                     "sink": str(sinks[k]), "tag": f"(driver {k}) "}
+            (work / f"shard_{k}.json").write_text(json.dumps(shard))
+            helpers.append(subprocess.Popen([sys.executable, __file__, "--helper", str(work / f"shard_{k}.json")]))
+        run_shard(plan[0::args.parallel], light, work, not args.full_budget, sinks[0],
+                  "(driver 0) " if args.parallel > 1 else "")
+        codes = [helper.wait() for helper in helpers]
+        if any(codes):
+            raise SystemExit(f"a helper driver failed (exit codes {codes})")
+        runs = [json.loads(line) for sink in sinks if sink.is_file() for line in sink.read_text().splitlines()]
     finally:
+        for helper in helpers:
+            if helper.poll() is None:
+                helper.terminate()
         shutil.rmtree(work, ignore_errors=True)
+    order = {(t, s, seed): n for t, s, seed, n, _ in plan}
+    runs.sort(key=lambda r: order[(r["table"], r["strategy"], r["seed"])])
     summary = summarise(runs)
     print_summary(summary)
     wall = time.perf_counter() - started
-    print(f"\nwall time {wall:.0f}s for {len(runs)} searches", flush=True)
+    print(f"\nwall time {wall:.0f}s for {len(runs)} searches ({args.parallel} at once)", flush=True)
     if args.no_save:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -453,13 +567,15 @@ def main() -> None:
     payload = {
         "command": " ".join([".venv/bin/python", "benchmarks/search_efficiency.py", *sys.argv[1:]]),
         "seeds": list(range(args.seeds)), "grid_seeds": list(range(min(args.seeds, GRID_SEEDS))),
-        "strategies": STRATEGIES, "tolerance": TOLERANCE,
+        "strategies": STRATEGIES, "tolerance": TOLERANCE, "parallel_searches": args.parallel,
+        "stopped_at_target": not args.full_budget,
         "metric": "trials (and steps_trained summed) in finish order until the first completed trial with score "
                   ">= best * (1 - tolerance), best = the best final score over the space's configurations",
         "tables": {name: {k: v for k, v in t.items() if k != "finals"} for name, t in tables.items()},
         "versions": {"ray": ray.__version__, "optuna": optuna.__version__, "python": sys.version.split()[0],
                      "numpy": np.__version__},
-        "machine": {"cpus_for_ray": 2}, "wall_seconds": round(wall, 1),
+        "git": git_state(),
+        "machine": {"cpus": os.cpu_count(), "ray_num_cpus": 2}, "wall_seconds": round(wall, 1),
         "summary": summary, "summary_text": text.getvalue(), "runs": runs,
     }
     (RESULTS / "search_efficiency.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")

@@ -133,14 +133,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from raylayers.evaluate.compare import compare_runs
-
-    written = compare_runs(args.runs, args.out)
-    _say("wrote " + ", ".join(str(Path(p).resolve()) for p in written.values()))
-    return 0
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     from raylayers.search.tuner import run_search, say_summary
 
@@ -270,11 +262,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=_positive_int, default=None, help="first N questions per benchmark")
     evaluate.add_argument("--gpu", action="store_true", help="one GPU per worker")
     evaluate.set_defaults(func=cmd_eval)
-
-    compare = commands.add_parser("compare", help="paper-style plots over several evaluated runs (one per layer)")
-    compare.add_argument("--runs", nargs="+", required=True, help="`raylayers eval --out` folders (or scores.json)")
-    compare.add_argument("--out", required=True, help="folder for the PNG plots")
-    compare.set_defaults(func=cmd_compare)
 
     search = commands.add_parser("search", help="search layer subsets and connectors (Ray Tune + Optuna + ASHA)")
     search.add_argument("--space", required=True, help="a search space YAML (see search_spaces/)")

@@ -10,7 +10,7 @@ import pytest
 
 from raylayers.cli import build_parser, main
 
-COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "export", "demo"]
+COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "eval", "search", "export", "demo"]  # DESIGN.md, all of them
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -1,9 +1,14 @@
 """Paper-style plots over several evaluated runs (e.g. one per layer): the layers x benchmarks heatmap normalised
-per benchmark (the paper's Fig. 2) and the per-category line plot over layers (its Fig. 1b)."""
+per benchmark (the paper's Fig. 2) and the per-category line plot over layers (its Fig. 1b).
+
+    python -m raylayers.evaluate.compare --runs runs/eval-layer3 runs/eval-layer9 runs/eval-layer11 --out runs/plots
+
+(a module entry point rather than a `raylayers` subcommand: DESIGN.md's command list is a contract.)"""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from raylayers.errors import UserError
@@ -53,3 +58,23 @@ def compare_runs(runs: list[str | Path], out: str | Path) -> dict[str, Path]:
 def _sort_key(label: str):
     parts = label.split()
     return (0, int(parts[1])) if len(parts) > 1 and parts[0] == "layer" and parts[1].isdigit() else (1, label)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m raylayers.evaluate.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", required=True, help="`raylayers eval --out` folders (or scores.json)")
+    parser.add_argument("--out", required=True, help="folder for the PNG plots")
+    args = parser.parse_args(argv)
+    try:
+        written = compare_runs(args.runs, args.out)
+    except UserError as err:
+        print(f"compare: error: {err}", file=sys.stderr)
+        return 2
+    print("wrote " + ", ".join(str(Path(p).resolve()) for p in written.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

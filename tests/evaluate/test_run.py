@@ -228,8 +228,10 @@ def test_compare_plots_runs_per_layer(tmp_path, capsys):
             "checkpoint": str(checkpoint), "categories": {"general": general, "ocr": ocr},
             "benchmarks": {"attributes": {"score": general}, "ocr": {"score": ocr}}}))
         runs.append(str(run))
-    assert main(["compare", "--runs", *runs, "--out", str(tmp_path / "plots")]) == 0
+    from raylayers.evaluate.compare import main as compare
+
+    assert compare(["--runs", *runs, "--out", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "benchmarks_by_run.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "categories_by_layer.png").stat().st_size > 1000
-    assert main(["compare", "--runs", runs[0], "--out", str(tmp_path / "x")]) == 2
+    assert compare(["--runs", runs[0], "--out", str(tmp_path / "x")]) == 2
     assert "at least two" in capsys.readouterr().err
