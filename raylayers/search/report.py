@@ -8,8 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from raylayers.plots import (plot_category_lines, plot_layer_benchmark_heatmap, plot_lrs_heatmap,
-                             plot_search_progress)
+from raylayers.plots import (
+    plot_category_lines,
+    plot_layer_benchmark_heatmap,
+    plot_lrs_heatmap,
+    plot_search_progress,
+)
 
 CATEGORY_KEYS = ("score_general", "score_ocr", "score_vision_centric", "score_hallucination")
 

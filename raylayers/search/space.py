@@ -360,7 +360,7 @@ def seeded_candidates(layer_space: LayerSpace, baseline: bool) -> list[Candidate
         seeds += [Candidate((rep,), connector) for rep in reps]
     fused = [n for n in layer_space.num_layers if n > 1]
     if fused and len(reps) > 1:
-        n = max(fused) if max(fused) <= len(reps) else len(reps)
+        n = min(max(fused), len(reps))
         connector = "concat" if "concat" in layer_space.fusion_connectors else layer_space.fusion_connectors[0]
         seeds.append(Candidate(tuple(sorted(reps[:n] if n == len(reps) else _spread(reps, n))), connector))
     unique, seen = [], set()

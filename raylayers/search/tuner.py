@@ -19,8 +19,14 @@ import time
 from pathlib import Path
 
 from raylayers.errors import UserError
-from raylayers.search.space import (Candidate, LayerSpace, SearchConfig, build_layer_space, load_search_config,
-                                    seeded_candidates)
+from raylayers.search.space import (
+    Candidate,
+    LayerSpace,
+    SearchConfig,
+    build_layer_space,
+    load_search_config,
+    seeded_candidates,
+)
 
 RESULTS_FILE = "results.parquet"
 BEST_CONFIG_FILE = "best_config.yaml"
@@ -67,8 +73,7 @@ def base_train_config(config: SearchConfig, extra: dict | None = None):
 
 def trial_train_config(config: SearchConfig, trial: dict, name: str):
     """The training config of one trial: the base recipe with its layers, connector and hyper-parameters."""
-    from raylayers.config import apply_override, from_dict, to_dict
-    from raylayers.config import TrainConfig
+    from raylayers.config import TrainConfig, apply_override, from_dict, to_dict
 
     base = base_train_config(config)
     raw = to_dict(base)

@@ -200,7 +200,11 @@ def test_ray_sharded_eval_merges_in_question_order(tiny_stack, tiny_checkpoint, 
 def test_lmms_eval_bridge_logic_without_lmms_eval(tiny_stack, tiny_checkpoint):
     from PIL import Image
 
-    from raylayers.evaluate.lmms_eval_bridge import answer_contexts, continuation_logprob, register
+    from raylayers.evaluate.lmms_eval_bridge import (
+        answer_contexts,
+        continuation_logprob,
+        register,
+    )
     from raylayers.evaluate.predict import Predictor
 
     predictor = Predictor(tiny_checkpoint, batch_size=2)

@@ -5,11 +5,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from replay_tables import write_lrs
 
 from raylayers.errors import UserError
 from raylayers.lrs import load_lrs
-from raylayers.search.space import (build_layer_space, load_search_config, prior_sample, seeded_candidates)
-from replay_tables import write_lrs
+from raylayers.search.space import (
+    build_layer_space,
+    load_search_config,
+    prior_sample,
+    seeded_candidates,
+)
 
 SHIPPED = sorted((Path(__file__).resolve().parents[2] / "search_spaces").glob("*.yaml"))
 

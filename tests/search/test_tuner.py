@@ -139,7 +139,7 @@ def test_killed_search_resumes_without_rerunning_a_finished_trial(replay, tmp_pa
     driver.wait()
     before = {r["trial_id"]: r for r in rows_of(out)}
     assert 2 <= len(before) < 6
-    done = subprocess.run(argv + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(argv + ["--resume"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = rows_of(out)
     assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6 and len({r["key"] for r in rows}) == 6
