@@ -22,12 +22,13 @@ by ASHA counts the steps it ran). A run that never gets there within its budget 
 table: median, 25th and 75th percentiles, min and max over the seeds, with "not reached" counted as infinitely
 late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached.
 
-Runtime: a replayed trial costs ~1-3 s here (a new Tune actor per trial), so by default (1) a search is stopped once
-it has reached the target (SIGUSR1, Tune's graceful stop; trials run one at a time and the searcher never looks
-ahead, so the prefix that the metrics read is the same as with the full budget; `--full-budget` turns this off, and
-the per-run counts of trials/pruned then cover only the prefix), (2) two searches run at once (`--parallel 2`: a
-second driver process on the same Ray cluster), and (3) Ray's worker_process_setup_hook imports Tune in pooled
-worker processes ahead of time. None of these changes what a search does.
+Runtime: a replayed trial costs ~1-6 s here (a new Tune actor per trial; more when the machine is busy), so by
+default (1) a search is stopped once it has reached the target (SIGUSR1, Tune's graceful stop; trials run one at a
+time and the searcher never looks ahead, so the prefix that the metrics read is the same as with the full budget;
+the per-run counts of trials, pruned trials and steps then cover only that prefix; `--full-budget` runs every search
+to its budget), (2) two searches run at once (`--parallel 2`: a second driver process on the same Ray cluster; the
+per-run seconds are then wall time under that sharing), and (3) Ray's worker_process_setup_hook imports Tune in
+pooled worker processes ahead of time. None of these changes what a search does.
 
 Tables (built here, deterministically, into benchmarks/tables/, with their space files and lrs.json):
 1. paper_single_layer: CLIP-L/336's 24 layers alone with the linear connector. Final scores from PAPER.md's Fig. 1b
@@ -469,29 +470,42 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
                   f"{fmt(s['trials_to_target']):<40} {fmt(s['steps_to_target'], 1000, 0)}", file=stream)
 
 
-def plot(summary_runs: list[dict], tables: dict, path: Path) -> None:
+def plot(runs: list[dict], tables: dict, path: Path) -> None:
+    """Per table, per strategy: every run's trials-to-1% (not reached: drawn in an "NR" band above the budget) and
+    a box from the censored percentiles (a box edge or median in the band means that percentile was not reached)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(tables)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 4.2), squeeze=False)
     for ax, table in zip(axes[0], names):
-        strategies = [s for s in STRATEGIES if any(r["table"] == table and r["strategy"] == s for r in summary_runs)]
-        data, labels = [], []
-        for strategy in strategies:
-            group = [r for r in summary_runs if r["table"] == table and r["strategy"] == strategy]
-            data.append([r["trials_to_target"] for r in group if r["reached"]] or [np.nan])
+        budget = tables[table]["trials"]
+        nr_level = budget * 1.12
+        strategies = [s for s in STRATEGIES if any(r["table"] == table and r["strategy"] == s for r in runs)]
+        boxes, labels = [], []
+        for i, strategy in enumerate(strategies, start=1):
+            group = [r for r in runs if r["table"] == table and r["strategy"] == strategy]
+            values = [r["trials_to_target"] if r["reached"] else math.inf for r in group]
+
+            levels = {q: percentile(values, q) for q in (0, 25, 50, 75, 100)}
+            levels = {q: nr_level if math.isinf(v) else v for q, v in levels.items()}
+            boxes.append({"med": levels[50], "q1": levels[25], "q3": levels[75], "whislo": levels[0],
+                          "whishi": levels[100], "fliers": [], "label": strategy})
+            shown = [nr_level if math.isinf(v) else v for v in values]
+            jitter = np.linspace(-0.12, 0.12, len(shown)) if len(shown) > 1 else np.zeros(1)
+            ax.scatter(i + jitter, shown, s=10, alpha=0.6, zorder=3)
             labels.append(f"{strategy}\n{sum(r['reached'] for r in group)}/{len(group)} reached")
-        ax.boxplot(data, whis=(0, 100))
+        ax.bxp(boxes, showfliers=False)
         ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
-        for i, values in enumerate(data, start=1):
-            ax.scatter(np.full(len(values), i) + np.linspace(-0.08, 0.08, len(values)), values, s=8, alpha=0.5)
-        ax.axhline(tables[table]["trials"], color="grey", linestyle=":", linewidth=1)
-        ax.set_title(f"{table} ({tables[table]['space_size']} configs, budget {tables[table]['trials']})",
-                     fontsize=9)
-        ax.set_ylabel("trials until within 1% of the best (reached runs)")
+        ax.axhline(budget, color="grey", linestyle=":", linewidth=1)
+        ax.axhspan(budget * 1.06, budget * 1.18, color="grey", alpha=0.12)
+        ax.text(0.55, nr_level, "NR", va="center", fontsize=8, color="dimgrey")
+        ax.set_ylim(0, budget * 1.2)
+        ax.set_title(f"{table}\n{tables[table]['space_size']} configurations, budget {budget} trials "
+                     f"(dotted), {len(tables[table]['within_1pct'])} within 1%", fontsize=9)
+        ax.set_ylabel("trials until within 1% of the best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -508,16 +522,23 @@ def main() -> None:
     parser.add_argument("--full-budget", action="store_true",
                         help="run every search to its budget (default: stop a search once it reached the target)")
     parser.add_argument("--no-save", action="store_true", help="print only; write no results")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw benchmarks/results/search_efficiency.png from the saved JSON")
     parser.add_argument("--helper", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.helper:
         helper_main(args.helper)
+        return
+    if args.plot_only:
+        saved = json.loads((RESULTS / "search_efficiency.json").read_text())
+        plot(saved["runs"], saved["tables"], RESULTS / "search_efficiency.png")
         return
 
     import optuna
     import ray
 
     started = time.perf_counter()
+    git_at_start = git_state()
     tables = build_tables(TABLES)
     for name, t in tables.items():
         print(f"table {name}: {t['space_size']} configurations in the space, best {t['best_key']} "
@@ -574,7 +595,7 @@ def main() -> None:
         "tables": {name: {k: v for k, v in t.items() if k != "finals"} for name, t in tables.items()},
         "versions": {"ray": ray.__version__, "optuna": optuna.__version__, "python": sys.version.split()[0],
                      "numpy": np.__version__},
-        "git": git_state(),
+        "git_at_start": git_at_start, "git_at_end": git_state(),
         "machine": {"cpus": os.cpu_count(), "ray_num_cpus": 2}, "wall_seconds": round(wall, 1),
         "summary": summary, "summary_text": text.getvalue(), "runs": runs,
     }
