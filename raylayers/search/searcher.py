@@ -189,14 +189,26 @@ class LayerSearcher(OptunaSearch):
     _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered")
 
     def save(self, checkpoint_path: str) -> None:
+        """One file holding OptunaSearch's state and ours (Tune renames only the file it asked for)."""
         super().save(checkpoint_path)
-        with open(Path(checkpoint_path).with_suffix(".raylayers.pkl"), "wb") as handle:
-            pickle.dump({name: getattr(self, name) for name in self._OWN_STATE}, handle)
+        with open(checkpoint_path, "rb") as handle:
+            optuna_state = handle.read()
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump({"optuna": optuna_state, "raylayers": {n: getattr(self, n) for n in self._OWN_STATE}}, handle)
 
     def restore(self, checkpoint_path: str) -> None:
-        super().restore(checkpoint_path)
-        own = Path(checkpoint_path).with_suffix(".raylayers.pkl")
-        if own.is_file():
-            with open(own, "rb") as handle:
-                for name, value in pickle.load(handle).items():
-                    setattr(self, name, value)
+        import tempfile
+
+        with open(checkpoint_path, "rb") as handle:
+            state = pickle.load(handle)
+        if not (isinstance(state, dict) and "raylayers" in state):  # a plain OptunaSearch file
+            super().restore(checkpoint_path)
+            return
+        with tempfile.NamedTemporaryFile(delete=False) as handle:
+            handle.write(state["optuna"])
+        try:
+            super().restore(handle.name)
+        finally:
+            Path(handle.name).unlink(missing_ok=True)
+        for name, value in state["raylayers"].items():
+            setattr(self, name, value)

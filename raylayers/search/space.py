@@ -354,7 +354,9 @@ def seeded_candidates(layer_space: LayerSpace, baseline: bool) -> list[Candidate
     seeds: list[Candidate] = []
     if baseline and 1 in layer_space.num_layers and layer_space.penultimate in layer_space.layers:
         seeds.append(Candidate((layer_space.penultimate,), layer_space.single_connectors[0]))
-    reps = [layer_space.representatives[g] for g in layer_space.groups]
+    candidates = set(layer_space.layers)  # a representative outside space.layers is not tried
+    reps = [layer_space.representatives[g] for g in layer_space.groups
+            if layer_space.representatives[g] in candidates]
     if 1 in layer_space.num_layers:
         connector = layer_space.single_connectors[0]
         seeds += [Candidate((rep,), connector) for rep in reps]

@@ -87,3 +87,8 @@ def test_spaces_reject_impossible_layer_counts(tmp_path):
         space_of(tmp_path, "space: {groups: [middel]}")
     with pytest.raises(UserError, match="space.layers"):
         space_of(tmp_path, "space: {layers: [9]}")
+
+
+def test_representatives_outside_the_candidate_layers_are_not_seeded(tmp_path):
+    space = space_of(tmp_path, "space: {num_layers: [1], layers: [2, 3, 5, 6]}")  # representatives 1, 4, 5
+    assert [c.layers for c in seeded_candidates(space, baseline=True)] == [(5,)]

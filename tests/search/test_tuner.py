@@ -192,3 +192,21 @@ budget: {{trials: 2, searcher: grid, retries: 1}}
     assert summary["completed"] == 1 and summary["failed"] == 1
     assert (out / "trials" / good["trial_id"] / "tensorboard").is_dir()
     assert load_config(TrainConfig, out / "best_config.yaml").stage2.learning_rate == 3.0e-3
+
+
+def test_searcher_state_round_trips_through_one_file(tmp_path):
+    from replay_tables import write_lrs
+
+    from raylayers.lrs import load_lrs
+    from raylayers.search.searcher import LayerSearcher
+    from raylayers.search.space import SpaceSection, build_layer_space
+
+    space = build_layer_space(SpaceSection(num_layers=[1]), load_lrs(write_lrs(tmp_path / "lrs.json")))
+    searcher = LayerSearcher(space, {}, [], 0, 0.1, seed=0, space_size=6)
+    config = searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"score": 0.4, "final": True, "global_step": 1})
+    searcher.save(str(tmp_path / "state.pkl"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lrs.json", "state.pkl"]  # no second file
+    fresh = LayerSearcher(space, {}, [], 0, 0.1, seed=0, space_size=6)
+    fresh.restore(str(tmp_path / "state.pkl"))
+    assert fresh.known == {config["key"]: ("completed", 0.4)} and len(fresh._ot_study.trials) == 1
