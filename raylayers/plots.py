@@ -16,6 +16,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lay out, write and close a figure; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_lrs_heatmap(matrix: np.ndarray, groups, path: str | Path, title: str = "LRS",
                      marked_layers: list[int] | None = None) -> Path:
     """Heatmap of an L x L layer similarity matrix (layers 1..L) with group boundaries and names.
@@ -48,11 +57,7 @@ def plot_lrs_heatmap(matrix: np.ndarray, groups, path: str | Path, title: str = 
     ax.set_xlabel("layer")
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_layer_benchmark_heatmap(scores: dict[str, dict[str, float]], path: str | Path,
@@ -77,11 +82,7 @@ def plot_layer_benchmark_heatmap(scores: dict[str, dict[str, float]], path: str 
             if np.isfinite(raw[i, j]):
                 ax.text(j, i, f"{raw[i, j]:.2f}", ha="center", va="center", fontsize=7)
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_category_lines(per_layer: dict[int, dict[str, float]], path: str | Path,
@@ -99,11 +100,7 @@ def plot_category_lines(per_layer: dict[int, dict[str, float]], path: str | Path
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_search_progress(scores: list[float | None], path: str | Path, baseline: float | None = None,
@@ -131,8 +128,4 @@ def plot_search_progress(scores: list[float | None], path: str | Path, baseline:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -133,11 +133,8 @@ def score_predictions_file(predictions_file: str | Path, bench_spec: str, out: s
 def _predict_shard(checkpoint: str, bench_folder: str, start: int, stop: int, mode: str, batch_size: int,
                    device: str, limit: int | None) -> list[dict]:
     """Answer rows [start, stop) of a benchmark (runs in a Ray task, or in this process)."""
-    import torch
-
     from raylayers.evaluate.predict import Predictor
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     bench = load_benchmark(bench_folder, limit)
     predictor = Predictor(checkpoint, device=device, batch_size=batch_size)
     rows = bench.rows[start:stop]

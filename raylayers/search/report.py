@@ -43,11 +43,11 @@ def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: d
         lines.append(f"Train it again: `raylayers train --config {out / 'best_config.yaml'} --out runs/best`.")
         lines.append("")
     marked = list(best["layers"]) if best else None
-    heatmap = plot_lrs_heatmap(np.array(lrs["matrix"]), lrs["groups"], figures / "lrs_chosen.png",
-                               title="LRS, best layers in red", marked_layers=marked)
-    progress = plot_search_progress([r["score"] if r["status"] == "completed" else None
-                                     for r in sorted(rows, key=lambda r: r["order"])], figures / "progress.png",
-                                    baseline=baseline["score"] if baseline else None)
+    plot_lrs_heatmap(np.array(lrs["matrix"]), lrs["groups"], figures / "lrs_chosen.png",
+                     title="LRS, best layers in red", marked_layers=marked)
+    plot_search_progress([r["score"] if r["status"] == "completed" else None
+                          for r in sorted(rows, key=lambda r: r["order"])], figures / "progress.png",
+                         baseline=baseline["score"] if baseline else None)
     lines += ["![search progress](figures/progress.png)", "", "![LRS with the chosen layers](figures/lrs_chosen.png)",
               ""]
     single = {r["layers"][0]: r for r in done if len(r["layers"]) == 1}
@@ -82,7 +82,6 @@ def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: d
             lines.append(f"- layers {list(r['layers'])} `{r['connector']}`: {what}"
                          + (f": {r['error']}" if r.get("error") else ""))
     lines += ["", f"Results table: `{out / 'results.parquet'}`; TensorBoard: `tensorboard --logdir {out}`.", ""]
-    del heatmap, progress
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

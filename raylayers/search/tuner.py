@@ -225,8 +225,8 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     trainable = tune.with_resources(trainable, {"CPU": 0, "memory": 1})  # the driver waits; Train workers compute
 
     budget = config.budget
-    rng_queue = _first_trials(config, layer_space, candidates)
-    searcher = LayerSearcher(layer_space, config.space.hyperparameters, rng_queue, budget.prior_trials,
+    first_trials = _first_trials(config, layer_space, candidates)
+    searcher = LayerSearcher(layer_space, config.space.hyperparameters, first_trials, budget.prior_trials,
                              config.space.prior_temperature, sampler="random" if budget.searcher != "tpe" else "tpe",
                              seed=budget.seed, space_size=len(candidates) if enumerable else None,
                              results_path=out / RESULTS_FILE)
@@ -256,8 +256,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
         tuner = tune.Tuner(trainable, run_config=run_config, tune_config=tune.TuneConfig(
             search_alg=searcher, scheduler=scheduler, num_samples=budget.trials,
             max_concurrent_trials=budget.concurrency))
-    grid = tuner.fit()
-    del grid
+    tuner.fit()
     results.flush()
     summary = finish(config, out, lrs, lrs_path, layer_space, time.perf_counter() - started)
     if started_ray and not os.environ.get("RAY_ADDRESS"):
