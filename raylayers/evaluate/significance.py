@@ -1,0 +1,62 @@
+"""Is one evaluated model really better than another? A paired bootstrap over the questions both answered.
+
+Written by hand: scipy's `bootstrap` has no strata, while our score is a weighted mean of category means of
+benchmark means, so the resampling has to stay within each benchmark (each keeps its size) and pair the two models
+question by question. Each benchmark's score is taken as the mean of its per-question `correct`
+(exact for accuracy-type metrics, which is every offline-world benchmark; an approximation for F1 or MME's acc+).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from raylayers.errors import UserError
+
+
+def _per_question(path: Path) -> dict[tuple[str, str], tuple[str, float]]:
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise UserError(f"'{path}' does not exist (an evaluation's per_question.parquet)")
+    table = pq.read_table(path, columns=["benchmark", "question_id", "category", "correct"]).to_pylist()
+    return {(r["benchmark"], r["question_id"]): (r["category"], float(r["correct"] or 0.0)) for r in table}
+
+
+def paired_bootstrap(a_file: str | Path, b_file: str | Path, weights: dict[str, float] | None = None,
+                     resamples: int = 2000, seed: int = 0) -> dict:
+    """Score of A minus score of B with a 95% interval, resampling questions within each benchmark.
+
+    Returns {difference, low, high, p_better (the share of resamples where A beats B), questions, benchmarks}.
+    """
+    a, b = _per_question(Path(a_file)), _per_question(Path(b_file))
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise UserError(f"'{a_file}' and '{b_file}' share no question")
+    by_bench: dict[str, list[tuple[str, float, float]]] = {}
+    for key in shared:
+        by_bench.setdefault(key[0], []).append((a[key][0], a[key][1], b[key][1]))
+    rng = np.random.default_rng(seed)
+    weights = weights or {}
+    category_draws: dict[str, list[np.ndarray]] = {}
+    category_points: dict[str, list[float]] = {}
+    for rows in by_bench.values():
+        diff = np.array([ra - rb for _, ra, rb in rows])
+        picks = rng.integers(0, len(rows), size=(resamples, len(rows)))
+        category_draws.setdefault(rows[0][0], []).append(diff[picks].mean(axis=1))
+        category_points.setdefault(rows[0][0], []).append(float(diff.mean()))
+    total = sum(weights.get(c, 1.0) for c in category_draws)
+    draws = sum(weights.get(c, 1.0) * np.mean(v, axis=0) for c, v in category_draws.items()) / total
+    point = sum(weights.get(c, 1.0) * float(np.mean(v)) for c, v in category_points.items()) / total
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"difference": point, "low": float(low), "high": float(high), "p_better": float(np.mean(draws > 0)),
+            "questions": len(shared), "benchmarks": len(by_bench), "resamples": resamples}
+
+
+def describe(result: dict) -> str:
+    """One line: the difference, its interval, and whether the interval excludes zero."""
+    verdict = ("a real difference" if result["low"] > 0 or result["high"] < 0
+               else "within noise: these questions do not separate the two")
+    return (f"{result['difference']:+.4f} (95% interval {result['low']:+.4f} to {result['high']:+.4f}, paired "
+            f"bootstrap over {result['questions']} questions): {verdict}")
