@@ -15,6 +15,19 @@ from raylayers.plots import (
     plot_search_progress,
 )
 
+IMAGE_RELIANCE_FLOOR = 0.01  # nats per answer token; below it the models ignore their images
+
+
+def caution(summary: dict) -> str | None:
+    """A warning when no trained model uses its images (the probe's image reliance), else None."""
+    reliance = summary.get("image_reliance_max")
+    if reliance is None or reliance >= IMAGE_RELIANCE_FLOOR:
+        return None
+    return (f"no trained model leans on its images yet (validation loss rises by at most {reliance:.3f} nats per "
+            "answer token when the images are shuffled), so the scores reflect the answer prior, not the layers: "
+            "train longer before drawing conclusions")
+
+
 CATEGORY_KEYS = ("score_general", "score_ocr", "score_vision_centric", "score_hallucination")
 
 
@@ -40,6 +53,12 @@ def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: d
             delta = best["score"] - baseline["score"]
             lines.append(f"**Penultimate-layer baseline** (layer {list(baseline['layers'])}): {baseline['score']:.4f} "
                          f"({'+' if delta >= 0 else ''}{delta:.4f} for the best).")
+        if summary.get("best_vs_baseline"):
+            from raylayers.evaluate.significance import describe
+
+            lines.append(f"Best minus baseline: {describe(summary['best_vs_baseline'])}.")
+        if caution(summary):
+            lines.append(f"**Caution:** {caution(summary)}.")
         lines.append(f"Train it again: `raylayers train --config {out / 'best_config.yaml'} --out runs/best`.")
         lines.append("")
     marked = list(best["layers"]) if best else None

@@ -45,8 +45,9 @@ def _number(value):
 class ResultsTable(Callback):
     """A Tune callback (driver side) keeping `results.parquet` current: one row per trial, exactly once."""
 
-    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None):
+    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None, trials: int | None = None):
         self.path = Path(path)
+        self.trials = trials  # the budget, for the progress lines
         self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir else None
         self.rows: dict[str, dict] = {}
         self.probe: dict[str, float] = {}
@@ -65,9 +66,20 @@ class ResultsTable(Callback):
             self._writer.flush()
 
     # ---------------------------------------------------------------------------------------------- Tune hooks
+    def on_trial_start(self, iteration, trials, trial, **info):
+        config = trial.config or {}
+        of = f" of {self.trials}" if self.trials else ""
+        print(f"[raylayers] trial {trial.trial_id} ({len(trials)}{of}): layers {list(config.get('layers', []))} "
+              f"{config.get('connector')} started", flush=True)
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "score" in result and not result.get("final"):
             self.probe[trial.trial_id] = result["score"]
+            extra = "".join(f", {label} {result[key]:.3f}" for key, label in (
+                ("val_loss", "validation loss"), ("val_image_reliance", "image reliance"))
+                if _number(result.get(key)) is not None)
+            print(f"[raylayers] trial {trial.trial_id} step {result.get('global_step')}: probe score "
+                  f"{result['score']:.3f}{extra}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}

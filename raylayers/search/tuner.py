@@ -236,7 +236,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
                                   max_t=10**9)
     else:
         scheduler = FIFOScheduler()
-    results = ResultsTable(out / RESULTS_FILE, out / "tensorboard")
+    results = ResultsTable(out / RESULTS_FILE, out / "tensorboard", trials=budget.trials)
 
     from raylayers.train import _ray_init
 
@@ -301,9 +301,25 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     if best is not None:
         _write_best_config(config, best, out / BEST_CONFIG_FILE)
         summary["best_config"] = str(out / BEST_CONFIG_FILE)
+    reliance = [r["image_reliance"] for r in done if r.get("image_reliance") is not None]
+    if reliance:
+        summary["image_reliance_max"] = max(reliance)
+    versus = _best_vs_baseline(out, best, baseline, config.objective.weights) if best and baseline else None
+    if versus is not None:
+        summary["best_vs_baseline"] = versus
     summary["report"] = str(write_report(out, rows, lrs, layer_space, summary))
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def _best_vs_baseline(out: Path, best: dict, baseline: dict, weights: dict | None) -> dict | None:
+    """Paired bootstrap of the best trial against the baseline on the questions both answered (train objective)."""
+    from raylayers.evaluate.significance import paired_bootstrap
+
+    files = [out / "trials" / row["trial_id"] / "eval" / "per_question.parquet" for row in (best, baseline)]
+    if best["trial_id"] == baseline["trial_id"] or not all(f.is_file() for f in files):
+        return None  # the baseline won, or a table objective: no per-question answers to resample
+    return paired_bootstrap(*files, weights=weights or None)
 
 
 def _write_best_config(config: SearchConfig, best: dict, path: Path) -> None:
@@ -323,7 +339,8 @@ def _write_best_config(config: SearchConfig, best: dict, path: Path) -> None:
     path.write_text(header + yaml.safe_dump(to_dict(train), sort_keys=False))
 
 
-def say_summary(summary: dict, stream=sys.stdout) -> None:
+def say_summary(summary: dict, stream=None) -> None:
+    stream = stream or sys.stdout
     best, baseline = summary.get("best"), summary.get("baseline")
     print(f"search finished in {summary['seconds']:.0f}s: {summary['completed']} completed, "
           f"{summary['pruned']} stopped early, {summary['failed']} failed", file=stream)
@@ -336,4 +353,12 @@ def say_summary(summary: dict, stream=sys.stdout) -> None:
                          if k.startswith("score_") and v is not None)
         print(f"penultimate-layer baseline {list(baseline['layers'])}: score {baseline['score']:.4f} ({cats})",
               file=stream)
+    if summary.get("best_vs_baseline"):
+        from raylayers.evaluate.significance import describe
+
+        print(f"best minus baseline: {describe(summary['best_vs_baseline'])}", file=stream)
+    from raylayers.search.report import caution
+
+    if caution(summary):
+        print(f"caution: {caution(summary)}", file=stream)
     print(f"report: {summary['report']}", file=stream)

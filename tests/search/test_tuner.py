@@ -39,10 +39,14 @@ def rows_of(out):
 
 
 @pytest.mark.slow
-def test_replay_search_finds_the_best_and_never_trains_a_configuration_twice(replay, tmp_path):
+def test_replay_search_finds_the_best_and_never_trains_a_configuration_twice(replay, tmp_path, capfd):
     space, _, table = replay
     out = tmp_path / "out"
     summary = run_search(space(trials=10), out, objective=f"table:{table}")  # 10 trials, 6 configurations
+    said = capfd.readouterr().out  # progress: each trial's start, its learning curve, its end
+    assert "(1 of 10): layers [5] mlp2x_gelu started" in said and ": probe score 0.400" in said
+    assert said.count("started") == 6 and "-> score 0.8000" in said
+    assert "best_vs_baseline" not in summary  # a table objective has no per-question answers
     rows = rows_of(out)
     assert len(rows) == 6 and len({r["key"] for r in rows}) == 6 and len({r["trial_id"] for r in rows}) == 6
     assert all(r["status"] == "completed" for r in rows)
@@ -56,6 +60,46 @@ def test_replay_search_finds_the_best_and_never_trains_a_configuration_twice(rep
     report = (out / "report.md").read_text()
     assert "figures/progress.png" in report and (out / "figures" / "lrs_chosen.png").is_file()
     assert list((out / "tensorboard").iterdir())
+
+
+def test_the_summary_says_whether_the_best_beats_the_baseline_beyond_noise(replay, tmp_path, capsys):
+    import pyarrow as pa
+
+    from raylayers.lrs import load_lrs
+    from raylayers.search.results import write_results
+    from raylayers.search.space import build_layer_space, load_search_config
+    from raylayers.search.tuner import finish, say_summary
+
+    space, lrs_path, _ = replay
+    config = load_search_config(space())
+    lrs = load_lrs(lrs_path)
+    out = tmp_path / "out"
+    rows = []
+    for order, (trial_id, layer, score, correct) in enumerate((("base", 5, 0.5, [1.0, 0.0] * 60),
+                                                                 ("best", 4, 0.9, [1.0] * 108 + [0.0] * 12))):
+        rows.append({"trial_id": trial_id, "key": f"layers={layer}|connector=mlp2x_gelu", "layers": [layer],
+                     "connector": "mlp2x_gelu", "hyperparameters": "{}", "status": "completed", "steps_trained": 40,
+                     "wall_seconds": 1.0, "score": score, "probe_score": score, "error": None, "order": order,
+                     "score_general": score, "image_reliance": 0.004})
+        folder = out / "trials" / trial_id / "eval"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist([{"benchmark": "count", "question_id": str(i), "category": "general",
+                                              "correct": c} for i, c in enumerate(correct)]),
+                       folder / "per_question.parquet")
+    write_results(out / "results.parquet", rows)
+    summary = finish(config, out, lrs, lrs_path, build_layer_space(config.space, lrs), 1.0)
+    versus = summary["best_vs_baseline"]
+    assert versus["difference"] == pytest.approx(0.4) and versus["low"] > 0.2 and versus["questions"] == 120
+    say_summary(summary)
+    said = capsys.readouterr().out
+    assert "best minus baseline: +0.4000" in said and "a real difference" in said
+    assert "Best minus baseline: +0.4000" in (out / "report.md").read_text()
+    # both models barely use their images (probe image reliance 0.004 nats): the summary and report say so
+    assert "caution: no trained model leans on its images yet" in said
+    assert "**Caution:**" in (out / "report.md").read_text()
+    from raylayers.search.report import caution
+
+    assert caution({"image_reliance_max": 0.3}) is None and caution({}) is None
 
 
 @pytest.mark.slow
