@@ -156,7 +156,8 @@ def test_rayjob_cluster_has_a_head_and_gpu_workers_with_token_auth():
         assert 0 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
         (container,) = group["template"]["spec"]["containers"]
         assert _gpu_limit(container) >= 1
-        assert container["resources"]["requests"]["nvidia.com/gpu"] == container["resources"]["limits"]["nvidia.com/gpu"]
+        resources = container["resources"]
+        assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"]
     images = {c["image"] for c in [head_container] + [g["template"]["spec"]["containers"][0] for g in groups]}
     assert images == {"rayproject/ray:2.60.0-py311-gpu"}
 
@@ -166,9 +167,11 @@ def test_rayjob_mounts_one_shared_pvc_at_mnt_shared_everywhere():
     (pvc,) = [doc for doc in others if doc.get("kind") == "PersistentVolumeClaim"]
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     cluster = job["spec"]["rayClusterSpec"]
-    pods = [cluster["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in cluster["workerGroupSpecs"]]
+    pods = [cluster["headGroupSpec"]["template"]["spec"]]
+    pods += [g["template"]["spec"] for g in cluster["workerGroupSpecs"]]
     for pod in pods:
-        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+                  for v in pod["volumes"] if "persistentVolumeClaim" in v}
         mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
         assert claims[mounts["/mnt/shared"]] == pvc["metadata"]["name"]
 

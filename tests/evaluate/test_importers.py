@@ -48,9 +48,10 @@ def read_rows(out) -> list[dict]:
     return pq.read_table(out / "questions.parquet").to_pylist()
 
 
-# ------------------------------------------------------------------------------------------------ one tiny source per layout
+# ---------------------------------------------------------------------------------- one tiny source per layout
 def src_mme(root):
-    rows = [{"question_id": "existence/1.png", "image": image(1), "question": "Is there a dog? Please answer yes or no.",
+    rows = [{"question_id": "existence/1.png", "image": image(1),
+             "question": "Is there a dog? Please answer yes or no.",
              "answer": "Yes", "category": "existence"},
             {"question_id": "existence/1.png", "image": image(1), "question": "Is there a cat?", "answer": "No",
              "category": "existence"},
