@@ -70,9 +70,8 @@ def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: d
     lines += ["![search progress](figures/progress.png)", "", "![LRS with the chosen layers](figures/lrs_chosen.png)",
               ""]
     single = {r["layers"][0]: r for r in done if len(r["layers"]) == 1}
-    if len(single) >= 2:
-        per_layer = {layer: {k[6:]: r[k] for k in CATEGORY_KEYS if r.get(k) is not None}
-                     for layer, r in single.items()}
+    per_layer = {layer: {k[6:]: r[k] for k in CATEGORY_KEYS if r.get(k) is not None} for layer, r in single.items()}
+    if len(single) >= 2 and any(per_layer.values()):  # a table without score_* columns has nothing to draw
         plot_category_lines(per_layer, figures / "categories_by_layer.png")
         lines += ["![score per category over single layers](figures/categories_by_layer.png)", ""]
     bench_rows = {_label(r): {k[6:]: r[k] for k in r if k.startswith("bench_") and r[k] is not None}

@@ -100,6 +100,15 @@ def test_the_summary_says_whether_the_best_beats_the_baseline_beyond_noise(repla
     from raylayers.search.report import caution
 
     assert caution({"image_reliance_max": 0.3}) is None and caution({}) is None
+    assert (out / "figures" / "categories_by_layer.png").is_file()
+    from raylayers.search.report import write_report
+
+    bare = tmp_path / "bare"  # rows without per-category scores: no empty category figure
+    bare.mkdir()
+    write_report(bare, [{k: v for k, v in r.items() if k != "score_general"} for r in rows], lrs,
+                 build_layer_space(config.space, lrs), summary)
+    assert not (bare / "figures" / "categories_by_layer.png").exists()
+    assert "categories_by_layer" not in (bare / "report.md").read_text()
 
 
 @pytest.mark.slow
