@@ -54,6 +54,10 @@ class PretrainConfig:
     """Passes over the training captions (stops earlier when `max_seconds` runs out)."""
     max_seconds: float = 270.0
     """Wall-clock budget for the training loop."""
+    max_steps: int | None = None
+    """Stop after this many optimiser steps. The learning-rate schedule then follows steps only, so the run does not
+    depend on the machine's speed (`max_seconds` stays a safety cap); unset, it follows steps or seconds, whichever
+    runs out first."""
     seed: int = 0
     """Seed for initialisation and batch order."""
     lm_layers: int = 4
@@ -194,16 +198,19 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_pairs) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
     warmup = max(1, total_steps // 20)
 
     def learning_rate(step: int, elapsed: float) -> float:
         # Linear warm-up, then cosine decay over whichever budget runs out first (steps or seconds), so a run
-        # stopped by the clock still ends at a low learning rate.
-        progress = min(1.0, max(step / total_steps, elapsed / config.max_seconds))
+        # stopped by the clock still ends at a low learning rate; with max_steps, over the steps alone.
+        clock = 0.0 if config.max_steps is not None else elapsed / config.max_seconds
+        progress = min(1.0, max(step / total_steps, clock))
         return config.learning_rate * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
 
     log(f"pretraining a {config.vision_layers}-layer CLIP on {len(train_pairs)} captions "
-        f"({image_size}px, patch {config.patch_size}) for up to {config.epochs} epochs / {config.max_seconds:.0f}s")
+        f"({image_size}px, patch {config.patch_size}) for {total_steps} steps (at most {config.max_seconds:.0f}s)")
     losses, step = [], 0
     started = time.perf_counter()
     bar = tqdm(total=total_steps, desc="pretrain-encoder", unit="step", disable=not progress)
@@ -229,10 +236,12 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
                 losses.append(round(output.loss.item(), 4))
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
+                if step >= total_steps:
+                    break
                 if time.perf_counter() - started > config.max_seconds:
                     out_of_time = True
                     break
-            if out_of_time:
+            if out_of_time or step >= total_steps:
                 break
     train_seconds = time.perf_counter() - started
     retrieval = retrieval_accuracy(model, val_pixels, [c for _, c in val_pairs], tokenizer, config.max_text_tokens)
