@@ -197,10 +197,10 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
     model = CLIPModel(clip_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_pairs) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    warmup = max(1, total_steps // 20)
+    planned = steps_per_epoch * config.epochs
+    total_steps = min(planned, config.max_steps) if config.max_steps is not None else planned
+    # warm-up: 5% of the planned epochs, as a time-budgeted run has (a step budget keeps it, up to a quarter)
+    warmup = max(1, min(planned // 20, total_steps // 4))
 
     def learning_rate(step: int, elapsed: float) -> float:
         # Linear warm-up, then cosine decay over whichever budget runs out first (steps or seconds), so a run
