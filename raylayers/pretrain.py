@@ -199,15 +199,7 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
     steps_per_epoch = max(1, len(train_pairs) // config.batch_size)
     planned = steps_per_epoch * config.epochs
     total_steps = min(planned, config.max_steps) if config.max_steps is not None else planned
-    # warm-up: 5% of the planned epochs, as a time-budgeted run has (a step budget keeps it, up to a quarter)
-    warmup = max(1, min(planned // 20, total_steps // 4))
-
-    def learning_rate(step: int, elapsed: float) -> float:
-        # Linear warm-up, then cosine decay over whichever budget runs out first (steps or seconds), so a run
-        # stopped by the clock still ends at a low learning rate; with max_steps, over the steps alone.
-        clock = 0.0 if config.max_steps is not None else elapsed / config.max_seconds
-        progress = min(1.0, max(step / total_steps, clock))
-        return config.learning_rate * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+    learning_rate = lr_schedule(config, planned, total_steps)
 
     log(f"pretraining a {config.vision_layers}-layer CLIP on {len(train_pairs)} captions "
         f"({image_size}px, patch {config.patch_size}) for {total_steps} steps (at most {config.max_seconds:.0f}s)")
@@ -273,6 +265,20 @@ def _train_tokenizer(world: Path):
     from raylayers.tokenizer import train_world_tokenizer
 
     return train_world_tokenizer(_world_texts(world))
+
+
+def lr_schedule(config: PretrainConfig, planned: int, total_steps: int):
+    """(step, elapsed seconds) -> learning rate: linear warm-up over 5% of the planned epochs (a step budget keeps
+    it, up to a quarter of its steps), then cosine decay over whichever budget runs out first (steps or seconds),
+    so a run stopped by the clock still ends at a low learning rate; with `max_steps`, over the steps alone."""
+    warmup = max(1, min(planned // 20, total_steps // 4))
+
+    def learning_rate(step: int, elapsed: float) -> float:
+        clock = 0.0 if config.max_steps is not None else elapsed / config.max_seconds
+        progress = min(1.0, max(step / total_steps, clock))
+        return config.learning_rate * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return learning_rate
 
 
 def config_with(config: PretrainConfig, **overrides) -> PretrainConfig:

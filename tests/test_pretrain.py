@@ -1,9 +1,10 @@
 import json
+import math
 
 import pytest
 
 from raylayers.errors import UserError
-from raylayers.pretrain import PRESETS, config_with, pretrain_encoder
+from raylayers.pretrain import PRESETS, config_with, lr_schedule, pretrain_encoder
 from raylayers.world import build_world
 
 
@@ -33,9 +34,19 @@ def test_unknown_setting_is_named():
         config_with(PRESETS["tiny"], bogus=1)
 
 
-def test_a_step_budget_stops_there_and_does_not_depend_on_the_clock(tiny_world, tmp_path):
-    """With max_steps the run ends at that step and its schedule follows steps alone: two runs give the same
-    weights even though their clocks differ."""
+def test_the_schedule_ignores_the_clock_only_under_a_step_budget():
+    timed = lr_schedule(config_with(PRESETS["demo"], max_seconds=200.0), planned=920, total_steps=920)
+    stepped = lr_schedule(config_with(PRESETS["demo"], max_steps=200), planned=920, total_steps=200)
+    assert timed(100, 150.0) < timed(100, 1.0)  # a time budget decays with the clock
+    assert stepped(100, 150.0) == stepped(100, 1.0) == stepped(100, 1e6)
+    peak = PRESETS["demo"].learning_rate
+    cosine = lambda step: 0.5 * (1 + math.cos(math.pi * step / 200))  # noqa: E731
+    assert stepped(22, 0.0) == pytest.approx(peak * 23 / 46 * cosine(22))  # the planned 46-step warm-up, kept
+    assert stepped(60, 0.0) == pytest.approx(peak * cosine(60))
+    assert stepped(199, 0.0) < 1e-3 * stepped(100, 0.0)  # decayed to nearly nothing at the last step
+
+
+def test_a_step_budget_stops_there_and_two_runs_give_the_same_weights(tiny_world, tmp_path):
     from safetensors.torch import load_file
 
     config = config_with(PRESETS["tiny"], epochs=6, max_steps=5)

@@ -57,8 +57,9 @@ def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: d
             from raylayers.evaluate.significance import describe
 
             lines.append(f"Best minus baseline: {describe(summary['best_vs_baseline'])}.")
-        if caution(summary):
-            lines.append(f"**Caution:** {caution(summary)}.")
+        warning = caution(summary)
+        if warning:
+            lines.append(f"**Caution:** {warning}.")
         lines.append(f"Train it again: `raylayers train --config {out / 'best_config.yaml'} --out runs/best`.")
         lines.append("")
     marked = list(best["layers"]) if best else None

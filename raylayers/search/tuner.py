@@ -359,6 +359,7 @@ def say_summary(summary: dict, stream=None) -> None:
         print(f"best minus baseline: {describe(summary['best_vs_baseline'])}", file=stream)
     from raylayers.search.report import caution
 
-    if caution(summary):
-        print(f"caution: {caution(summary)}", file=stream)
+    warning = caution(summary)
+    if warning:
+        print(f"caution: {warning}", file=stream)
     print(f"report: {summary['report']}", file=stream)
