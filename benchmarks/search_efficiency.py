@@ -31,7 +31,7 @@ per-run seconds are then wall time under that sharing), and (3) Ray's worker_pro
 pooled worker processes ahead of time. None of these changes what a search does.
 
 Tables (built here, deterministically, into benchmarks/tables/, with their space files and lrs.json):
-1. paper_single_layer: CLIP-L/336's 24 layers alone with the linear connector. Final scores from PAPER.md's Fig. 1b
+1. paper_single_layer: CLIP-L/336's 24 layers alone with the linear connector. Final scores from the paper's Fig. 1b
    reading (MobileLLaMA-1.4B): score = (TextVQA% / 100 + OCRBench / 1000) / 2. Layers 1-10 are given as a range
    ("8-9", "25-30"): they get the midpoints 8.5 and 27.5. Layers absent from the figure's table (11, 13, 15, 17) are
    interpolated linearly between their neighbours (layer 11 between the layer-10 midpoint and layer 12). Only the
@@ -52,7 +52,7 @@ Tables (built here, deterministically, into benchmarks/tables/, with their space
    the odd shallow layers 1-11, the even middle layers 14-20 and all deep layers 21-24 (14 layers, 334
    configurations: 14 singles, 128 pairs, 192 triples), budget.trials 40, so grid (singles first, then pairs, then
    triples) cannot reach a triple within the budget.
-LRS (all tables): groups shallow 1-12, middle 13-20, deep 21-24 with representatives 3, 18, 23 (PAPER.md); a block
+LRS (all tables): groups shallow 1-12, middle 13-20, deep 21-24 with representatives 3, 18, 23 (the paper); a block
 similarity matrix: 1 - 0.03 |i - j| within a group, 0.1 between shallow and the others, 0.45 between middle and deep.
 
 Ray is started once (2 CPUs) and every search reuses it; each search writes to a temporary folder that is removed.
@@ -90,7 +90,7 @@ GROUPS = (("shallow", list(range(1, 13)), 3), ("middle", list(range(13, 21)), 18
 NUM_LAYERS = 24
 TOLERANCE = 0.01  # relative: within 1% of the best
 
-# PAPER.md, Fig. 1b (read off the plot): layer -> (TextVQA %, OCRBench); layers 1-10 are the ranges' midpoints
+# The paper, Fig. 1b (read off the plot): layer -> (TextVQA %, OCRBench); layers 1-10 are the ranges' midpoints
 PAPER_FIG1B = {**{layer: (8.5, 27.5) for layer in range(1, 11)},
                12: (16.6, 70), 14: (23.0, 130), 16: (28.0, 165), 18: (31.4, 200), 19: (18.3, 120),
                20: (32.0, 210), 21: (28.0, 190), 22: (31.0, 205), 23: (33.6, 233), 24: (30.6, 200)}
@@ -146,7 +146,7 @@ def write_lrs(path: Path) -> Path:
             matrix[i - 1, j - 1] = 0.1
         else:
             matrix[i - 1, j - 1] = 0.45
-    data = {"encoder": "openai/clip-vit-large-patch14-336 (synthetic LRS: PAPER.md groups, block matrix)",
+    data = {"encoder": "openai/clip-vit-large-patch14-336 (synthetic LRS: the paper's groups, block matrix)",
             "num_layers": NUM_LAYERS, "metric": "cosine", "num_images": 0, "matrix": matrix.round(4).tolist(),
             "groups": [{"name": n, "layers": members, "representative": r} for n, members, r in GROUPS]}
     path.write_text(json.dumps(data) + "\n")
@@ -241,7 +241,7 @@ def build_tables(folder: Path) -> dict[str, dict]:
     specs = {
         "paper_single_layer": (single_layer_rows(), single_space, 24,
                                ("CLIP-L/336 single layers, linear connector; finals = (TextVQA%/100 + "
-                                "OCRBench/1000)/2 from PAPER.md Fig. 1b (1-10 midpoints; 11, 13, 15, 17 "
+                                "OCRBench/1000)/2 from the paper's Fig. 1b (1-10 midpoints; 11, 13, 15, 17 "
                                 "interpolated); synthetic learning curves")),
         "fusion_near_reps": (fusion_rows("fusion_near_reps"), fusion_space, 40,
                              ("synthetic one-per-group fusion surface, peaks at layers 5/16/23 (near the "
@@ -298,14 +298,10 @@ def preimport() -> None:
 
 def _watch(path: Path, threshold: float, done: threading.Event, fired: threading.Event) -> None:
     """Stop the search (SIGUSR1: Tune ends the run gracefully) once a completed trial reaches the threshold."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from raylayers.search.results import read_results
 
     while not done.wait(0.2):
-        try:
-            rows = pq.read_table(path).to_pylist() if path.is_file() else []
-        except (OSError, pa.ArrowException):  # a file being replaced: read it next time
-            rows = []
+        rows = read_results(path)  # a whole version of the file, even while the search replaces it
         if any(r["status"] == "completed" and r["score"] is not None and r["score"] >= threshold for r in rows):
             fired.set()
             os.kill(os.getpid(), signal.SIGUSR1)
@@ -313,8 +309,7 @@ def _watch(path: Path, threshold: float, done: threading.Event, fired: threading
 
 
 def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: bool) -> dict:
-    import pyarrow.parquet as pq
-
+    from raylayers.search.results import read_results
     from raylayers.search.tuner import run_search
 
     out = work / f"{Path(table['table']).stem}_{strategy}_{seed}"
@@ -335,7 +330,7 @@ def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: b
     finally:
         done.set()
     seconds = time.perf_counter() - started
-    rows = sorted(pq.read_table(out / "results.parquet").to_pylist(), key=lambda r: r["order"])
+    rows = sorted(read_results(out / "results.parquet"), key=lambda r: r["order"])
     trials, steps, reached = 0, 0, False
     for row in rows:
         trials += 1

@@ -15,26 +15,26 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from raylayers.errors import user_error_in
+from raylayers.files import read_parquet_snapshot, write_parquet_atomic
+
 BASE_COLUMNS = ("trial_id", "key", "layers", "connector", "hyperparameters", "status", "steps_trained",
                 "wall_seconds", "score", "probe_score", "error", "order")
 
 
 def read_results(path: str | Path) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    return pq.read_table(path).to_pylist() if path.is_file() else []
+    """The rows of `results.parquet` (none before the first trial ends); safe while a search rewrites it."""
+    try:
+        return read_parquet_snapshot(path).to_pylist()
+    except FileNotFoundError:
+        return []
 
 
 def write_results(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     columns = list(BASE_COLUMNS) + sorted({k for r in rows for k in r} - set(BASE_COLUMNS))
-    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
-    partial = path.with_suffix(".parquet.partial")
-    pq.write_table(table, partial)
-    partial.replace(path)
+    write_parquet_atomic(path, pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows]))
 
 
 def _number(value):
@@ -109,6 +109,8 @@ class ResultsTable(Callback):
         write_results(self.path, sorted(self.rows.values(), key=lambda r: r["order"]))
         self._tensorboard(row)
         described = f"score {row['score']:.4f}" if row["score"] is not None else status
+        if error:
+            described += f": {error}"
         print(f"[raylayers] trial {trial.trial_id}: layers {row['layers']} {row['connector']} -> {described} "
               f"({len(self.rows)} done)", flush=True)
 
@@ -140,6 +142,9 @@ def _error_line(trial) -> str:
         text = ""
     if not text:
         text = str(getattr(trial, "error_msg", "") or "")
+    message = user_error_in(text)  # the user's mistake, as the command line would say it
+    if message:
+        return message[:500]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
         if "Error" in line or "Exception" in line:
