@@ -26,8 +26,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args()
 
-    from raylayers.cli import resolve_config_path
-    from raylayers.config import TrainConfig, load_config
+    from raylayers.config import TrainConfig, load_config, resolve_config_path
     from raylayers.train import _ray_init, run_training
 
     _ray_init()  # started once, outside the timings

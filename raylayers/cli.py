@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from raylayers.errors import UserError
+from raylayers.paths import resolve_bench, resolve_local, resolve_model, resolve_recipe
 
 
 def _say(message: str) -> None:
@@ -76,22 +77,8 @@ def cmd_lrs(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_config_path(name: str) -> Path:
-    """A YAML path, or the name of a shipped recipe (`demo` -> raylayers/configs/train_demo.yaml)."""
-    path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
-    from importlib import resources
-
-    shipped = Path(str(resources.files("raylayers.configs").joinpath(f"train_{name}.yaml")))
-    if shipped.is_file():
-        return shipped
-    names = sorted(p.stem.removeprefix("train_") for p in shipped.parent.glob("train_*.yaml"))
-    raise UserError(f"config '{name}' is neither a file nor a shipped recipe (shipped: {', '.join(names)})")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from raylayers.config import TrainConfig, load_config
+    from raylayers.config import TrainConfig, load_config, resolve_config_path
     from raylayers.train import run_training
 
     config = load_config(TrainConfig, resolve_config_path(args.config), args.set)
@@ -176,8 +163,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for number, (name, argv) in enumerate(steps, 1):
         _say(f"[demo {number}/{len(steps)}] {name} ({time.perf_counter() - started:.0f}s): raylayers {' '.join(argv)}")
         code = main(argv)
-        if code:
+        if code:  # the step said what went wrong, in one line
             return code
+    summary = json.loads((search / "search_summary.json").read_text())
+    if not summary.get("best"):
+        raise UserError(f"the search produced no best configuration; see {search / 'report.md'}")
     lrs = json.loads((lrs_dir / "lrs.json").read_text())
     pretrain = json.loads((encoder / "pretrain.json").read_text())
     _say(f"demo finished in {time.perf_counter() - started:.0f}s. Encoder retrieval top-1 "
@@ -199,6 +189,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _objective(text: str) -> str:
+    """`train`, or `table:FILE` with the file's path resolved like every other path (raylayers/paths.py)."""
+    return f"table:{resolve_local(text[len('table:'):])}" if text.startswith("table:") else text
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line (`raylayers lrs: error: ...`) and exit code 2, without the usage dump."""
 
@@ -212,14 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      parser_class=_OneLineParser)
 
     world = commands.add_parser("world", help="write the offline procedural world (images, LLaVA json, benchmarks)")
-    world.add_argument("--out", required=True, help="folder to write")
+    world.add_argument("--out", type=resolve_local, required=True, help="folder to write")
     world.add_argument("--seed", type=int, default=0, help="random seed (same seed, same world)")
     world.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo", help="size preset")
     world.set_defaults(func=cmd_world)
 
     pretrain = commands.add_parser("pretrain-encoder", help="train the small offline CLIP on a world")
-    pretrain.add_argument("--world", required=True, help="a folder written by `raylayers world`")
-    pretrain.add_argument("--out", required=True, help="folder for the CLIP checkpoint, tokenizer and LM config")
+    pretrain.add_argument("--world", type=resolve_local, required=True, help="a folder written by `raylayers world`")
+    pretrain.add_argument("--out", type=resolve_local, required=True,
+                          help="folder for the CLIP checkpoint, tokenizer and LM config")
     pretrain.add_argument("--max-seconds", type=float, default=None, help="training time budget (default: preset)")
     pretrain.add_argument("--epochs", type=_positive_int, default=None, help="epochs (default: preset)")
     pretrain.add_argument("--max-steps", type=_positive_int, default=None,
@@ -227,10 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.set_defaults(func=cmd_pretrain_encoder)
 
     lrs = commands.add_parser("lrs", help="layer-wise representation similarity of a vision encoder")
-    lrs.add_argument("--encoder", required=True, help="local checkpoint folder or hub id (offline cache only)")
-    lrs.add_argument("--images", required=True,
+    lrs.add_argument("--encoder", type=resolve_model, required=True,
+                     help="local checkpoint folder or hub id (offline cache only)")
+    lrs.add_argument("--images", type=resolve_local, required=True,
                      help="a folder of images, a LLaVA json, or a benchmark folder (questions.parquet)")
-    lrs.add_argument("--out", required=True, help="folder for lrs.json, lrs.parquet, lrs.png")
+    lrs.add_argument("--out", type=resolve_local, required=True, help="folder for lrs.json, lrs.parquet, lrs.png")
     lrs.add_argument("--groups", default="auto", help="number of layer groups, or 'auto' (default)")
     lrs.add_argument("--metric", choices=["cosine", "cka"], default="cosine", help="similarity (default: cosine)")
     lrs.add_argument("--max-images", type=_positive_int, default=None, help="use at most this many images")
@@ -239,26 +236,31 @@ def build_parser() -> argparse.ArgumentParser:
     lrs.set_defaults(func=cmd_lrs)
 
     train = commands.add_parser("train", help="two-stage LLaVA training (DeepSpeed inside Ray Train)")
-    train.add_argument("--config", required=True, help="a YAML file, or a shipped recipe name (demo, ...)")
-    train.add_argument("--out", required=True, help="folder for the model, TensorBoard logs and checkpoints")
+    train.add_argument("--config", type=resolve_recipe, required=True,
+                       help="a YAML file, or a shipped recipe name (demo, ...)")
+    train.add_argument("--out", type=resolve_local, required=True,
+                       help="folder for the model, TensorBoard logs and checkpoints")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set model.connector=concat (repeatable)")
     train.set_defaults(func=cmd_train)
 
     export = commands.add_parser("export", help="write a checkpoint as a transformers LLaVA folder")
-    export.add_argument("--checkpoint", required=True, help="a model folder written by `raylayers train`")
+    export.add_argument("--checkpoint", type=resolve_local, required=True,
+                        help="a model folder written by `raylayers train`")
     export.add_argument("--format", choices=["hf"], default="hf", help="hf: LlavaForConditionalGeneration")
-    export.add_argument("--out", required=True, help="folder to write")
+    export.add_argument("--out", type=resolve_local, required=True, help="folder to write")
     export.set_defaults(func=cmd_export)
 
     evaluate = commands.add_parser("eval", help="score a checkpoint or a predictions file on benchmarks")
     source = evaluate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a folder written by `raylayers train` (or its model/)")
-    source.add_argument("--predictions", help="a JSONL of {question_id, prediction} made elsewhere")
-    evaluate.add_argument("--bench", required=True,
+    source.add_argument("--checkpoint", type=resolve_local,
+                        help="a folder written by `raylayers train` (or its model/)")
+    source.add_argument("--predictions", type=resolve_local, help="a JSONL of {question_id, prediction} made elsewhere")
+    evaluate.add_argument("--bench", type=resolve_bench, required=True,
                           help="benchmark folder(s), a world, a real benchmark download, or world task names; "
                                "comma-separated")
-    evaluate.add_argument("--out", required=True, help="folder for scores.json and per_question.parquet")
+    evaluate.add_argument("--out", type=resolve_local, required=True,
+                          help="folder for scores.json and per_question.parquet")
     evaluate.add_argument("--mode", choices=["greedy", "likelihood"], default="greedy",
                           help="free-text greedy answers, or options scored by log-likelihood")
     evaluate.add_argument("--workers", type=_positive_int, default=1, help="Ray workers sharing the questions")
@@ -268,17 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_eval)
 
     search = commands.add_parser("search", help="search layer subsets and connectors (Ray Tune + Optuna + ASHA)")
-    search.add_argument("--space", required=True, help="a search space YAML (see search_spaces/)")
-    search.add_argument("--out", required=True, help="folder for results.parquet, best_config.yaml, report.md")
+    search.add_argument("--space", type=resolve_local, required=True, help="a search space YAML (see search_spaces/)")
+    search.add_argument("--out", type=resolve_local, required=True,
+                        help="folder for results.parquet, best_config.yaml, report.md")
     search.add_argument("--resume", action="store_true", help="continue the search in --out after a crash or kill")
-    search.add_argument("--objective", default="train",
+    search.add_argument("--objective", type=_objective, default="train",
                         help="train (default: real training + evaluation) or table:FILE.parquet (replay scores)")
     search.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a space key, e.g. --set budget.trials=4 (repeatable)")
     search.set_defaults(func=cmd_search)
 
     demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS, search, report")
-    demo.add_argument("--out", default="runs/demo", help="folder for everything the demo writes")
+    demo.add_argument("--out", type=resolve_local, default="runs/demo", help="folder for everything the demo writes")
     demo.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo", help="world size preset")
     demo.add_argument("--seed", type=int, default=0, help="world seed")
     demo.add_argument("--trials", type=_positive_int, default=None, help="search trials (default: demo.yaml's)")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from raylayers.errors import UserError
+from raylayers.paths import LOCAL, MODEL, path_field, resolve_paths
 
 T = TypeVar("T")
 
@@ -141,14 +142,29 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def resolve_config_path(name: str | Path) -> Path:
+    """A YAML path, or the name of a shipped recipe (`demo` -> raylayers/configs/train_demo.yaml)."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    from importlib import resources
+
+    shipped = Path(str(resources.files("raylayers.configs").joinpath(f"train_{name}.yaml")))
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem.removeprefix("train_") for p in shipped.parent.glob("train_*.yaml"))
+    raise UserError(f"config '{name}' is neither a file nor a shipped recipe (shipped: {', '.join(names)})")
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
-                data: dict | None = None) -> T:
-    """Read YAML (or take `data`), apply `--set` overrides, and build `cls` strictly."""
+                data: dict | None = None, where: str | None = None) -> T:
+    """Read YAML (or take `data`), apply `--set` overrides, build `cls` strictly and resolve its paths against the
+    current directory (`raylayers.paths`). `where` names the source in errors (default: the file)."""
     raw = dict(data or {}) if path is None else read_yaml(path)
     for assignment in overrides or []:
         apply_override(raw, assignment)
-    where = f"'{path}'" if path is not None else "config"
-    config = from_dict(cls, raw, where)
+    where = where or (f"'{path}'" if path is not None else "config")
+    config = resolve_paths(from_dict(cls, raw, where))  # relative paths mean the user's folder (paths.py)
     validate = getattr(config, "validate", None)
     if callable(validate):
         validate()
@@ -160,16 +176,16 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 class ModelConfig:
     """The LLaVA-style model: vision tower, connector, causal LM."""
 
-    encoder: str
+    encoder: str = path_field(MODEL)
     """Vision encoder: local folder or hub id (a full CLIP/SigLIP checkpoint works; only its vision part is used)."""
-    lm: str
+    lm: str = path_field(MODEL)
     """Causal LM: a folder or hub id with weights, or a folder with only config.json (initialised from seed)."""
     connector: str = "mlp2x_gelu"
     """Connector name: linear, mlp2x_gelu, concat, dense_sti, dense_sci, dense_dci, mmfuser, scalar_mix,
     internal_direct."""
     layers: list[int] = dataclasses.field(default_factory=list)
     """Encoder layers the connector reads (negative numbers count from the end); empty: the connector's default."""
-    lrs: str | None = None
+    lrs: str | None = path_field(LOCAL, default=None)
     """An lrs.json; with `concat` and no `layers`, one representative layer per LRS group is used."""
     projector: str = "mlp2x_gelu"
     """Projector of connectors that take one (`linear` or `mlp2x_gelu`)."""
@@ -185,13 +201,13 @@ class ModelConfig:
 class DataConfig:
     """Training data: LLaVA json (or Parquet with the same columns) plus an image folder."""
 
-    stage1: str
+    stage1: str = path_field(LOCAL)
     """Stage-1 caption data (LLaVA json or parquet)."""
-    stage2: str
+    stage2: str = path_field(LOCAL)
     """Stage-2 instruction data (LLaVA json or parquet)."""
-    val: str | None = None
+    val: str | None = path_field(LOCAL, default=None)
     """Held-out stage-2 style data for the validation probe (loss and answer accuracy during training)."""
-    image_folder: str | None = None
+    image_folder: str | None = path_field(LOCAL, default=None)
     """Folder image paths are relative to; default: the data file's folder."""
     max_length: int = 512
     """Token limit per sample; longer text is truncated after the image tokens, never through them."""
@@ -203,7 +219,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class StageConfig:
-    """One training stage (PAPER.md, "Training recipe")."""
+    """One training stage (the paper's "Training recipe")."""
 
     learning_rate: float = 1e-3
     """Peak learning rate (AdamW, linear warm-up then cosine decay)."""
@@ -235,7 +251,7 @@ class ResourcesConfig:
     """One GPU per worker."""
     cpus_per_worker: int = 1
     """CPUs reserved per worker."""
-    storage_path: str | None = None
+    storage_path: str | None = path_field(LOCAL, default=None)
     """Ray Train storage (shared storage such as NFS or S3 on multi-node clusters); default: <out>/ray."""
 
 
@@ -245,7 +261,7 @@ class DeepSpeedConfig:
 
     zero_stage: int = 2
     """ZeRO stage 0-3 (selects raylayers/configs/deepspeed/zero<stage>.json)."""
-    config: str | None = None
+    config: str | None = path_field(LOCAL, default=None)
     """Your own DeepSpeed JSON instead of the shipped one (batch sizes and precision are filled in by raylayers)."""
 
 
@@ -267,7 +283,7 @@ class CacheConfig:
 
     enabled: bool = True
     """Compute each image's selected layers once and reuse them across epochs, stages and runs."""
-    dir: str | None = None
+    dir: str | None = path_field(LOCAL, default=None)
     """Cache folder (shared storage on clusters); default: ~/.cache/raylayers/features."""
 
 

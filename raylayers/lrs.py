@@ -1,6 +1,6 @@
 """Layer-wise Representation Similarity (LRS): the L x L similarity of an encoder's layers, and its groups.
 
-Similarity (PAPER.md, "LRS"), computed by streaming over image batches with running sums, so memory does not grow
+Similarity (the paper's "LRS"), computed by streaming over image batches with running sums, so memory does not grow
 with the number of images:
 - `cosine` (default, the paper's): for layers i, j the cosine of token t's features in layer i and in layer j,
   averaged over patch tokens and images. With u_l the L2-normalised token features of layer l stacked over all

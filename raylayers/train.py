@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from raylayers.config import StageConfig, TrainConfig, from_dict, to_dict
-from raylayers.errors import UserError
+from raylayers.errors import UserError, user_error_in
+from raylayers.paths import resolve_paths
 
 STATE_FILE = "state.json"
 DIVERGED_FILE = "diverged.json"
@@ -604,13 +605,14 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    config = with_absolute_paths(config)  # workers run in their own working directories
+    # Workers run in their own working directories: every path must be absolute before it is shipped. Configs read
+    # by load_config already are (a no-op then); this covers configs built in Python by the caller.
+    config = resolve_paths(config)
     checked = check_before_launch(config)
     (out / "config.yaml").write_text(_yaml_dump(to_dict(config)))
     _ray_init()
     hardware = config.resources
-    storage = hardware.storage_path or out / "ray"  # a local path, or a URI such as s3://bucket/prefix
-    storage = storage if "://" in str(storage) else Path(storage).resolve()
+    storage = hardware.storage_path or out / "ray"  # an absolute local path, or a URI such as s3://bucket/prefix
     callbacks = []
     if tune_callback:
         callbacks.append(_probe_to_tune_callback())
@@ -631,7 +633,7 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     try:
         result = trainer.fit()
     except Exception as err:  # a worker's UserError arrives wrapped in Ray's error with its traceback
-        message = _user_error_in(str(err))
+        message = user_error_in(str(err))
         if message is None:
             raise
         raise UserError(message) from None
@@ -663,33 +665,6 @@ def _probe_to_tune_callback():
             super().after_report(run_context, [first, *metrics[1:]], checkpoint)
 
     return ProbeToTune()
-
-
-def _user_error_in(text: str) -> str | None:
-    """The message of a `UserError` raised inside a worker, found in Ray's error text; None if there is none."""
-    marker = "raylayers.errors.UserError: "
-    if marker not in text:
-        return None
-    return text.split(marker, 1)[1].splitlines()[0].strip()
-
-
-def with_absolute_paths(config: TrainConfig) -> TrainConfig:
-    """Local paths made absolute (hub ids and missing paths are left as they are)."""
-    import dataclasses
-
-    def absolute(value):
-        return str(Path(value).resolve()) if value and Path(value).exists() else value
-
-    model = dataclasses.replace(config.model, encoder=absolute(config.model.encoder), lm=absolute(config.model.lm),
-                                lrs=absolute(config.model.lrs))
-    data = dataclasses.replace(config.data, stage1=absolute(config.data.stage1), stage2=absolute(config.data.stage2),
-                               val=absolute(config.data.val), image_folder=absolute(config.data.image_folder))
-    cache = dataclasses.replace(config.cache, dir=str(Path(config.cache.dir).resolve()) if config.cache.dir else None)
-    deepspeed = dataclasses.replace(config.deepspeed, config=absolute(config.deepspeed.config))
-    hardware = dataclasses.replace(config.resources, storage_path=str(Path(config.resources.storage_path).resolve())
-                                    if config.resources.storage_path and "://" not in config.resources.storage_path
-                                    else config.resources.storage_path)
-    return dataclasses.replace(config, model=model, data=data, cache=cache, deepspeed=deepspeed, resources=hardware)
 
 
 def _yaml_dump(data: dict) -> str:

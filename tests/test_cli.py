@@ -1,6 +1,7 @@
 """The command line as a user meets it: every subcommand parses, the pipeline runs, mistakes are one line."""
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from raylayers.cli import build_parser, main
+from raylayers.search.results import read_results
 
 COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "eval", "search", "export", "demo"]  # DESIGN.md, all of them
 
@@ -119,11 +121,63 @@ def test_skipped_images_are_reported_and_counted(pipeline, capsys, tmp_path):
     assert json.loads((tmp_path / "out" / "lrs.json").read_text())["num_skipped"] == 2
 
 
+ROOT = Path(__file__).resolve().parents[1]
+TINY_DEMO = ["--scale", "tiny", "--trials", "2", "--encoder-steps", "10"]  # listed in `raylayers demo --help`
+
+
+def readme_main_command() -> str:
+    """The main-job command of the README's "Two commands", as printed."""
+    section = (ROOT / "README.md").read_text().split("## Two commands", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    return next(line for line in block.splitlines() if "raylayers demo" in line and not line.startswith("#"))
+
+
+def repository_root_copy(tmp_path) -> Path:
+    """A folder laid out like the repository root where the README's commands run: its `.venv` (the one running the
+    tests) and `search_spaces/`. The demo's default output, `runs/demo`, lands inside it and not in the checkout."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / ".venv").symlink_to(Path(sys.prefix))
+    shutil.copytree(ROOT / "search_spaces", root / "search_spaces")
+    return root
+
+
+def run_readme_demo(root: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The README's main command, literally (its last step; the set-up steps are what CI runs), plus tiny flags."""
+    demo = readme_main_command().split("&&")[-1].strip()
+    assert demo == ".venv/bin/raylayers demo", demo
+    return subprocess.run([*shlex.split(demo), *TINY_DEMO, *extra], cwd=root, capture_output=True, text=True,
+                          timeout=1200)
+
+
 @pytest.mark.slow
-def test_console_script_demo_runs_at_tiny_scale(tmp_path):
-    script = str(Path(sys.executable).parent / "raylayers")  # the venv's console script
-    result = subprocess.run([script, "demo", "--scale", "tiny", "--out", str(tmp_path / "demo")],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "demo finished" in result.stdout
-    assert (tmp_path / "demo" / "lrs" / "lrs.png").exists()
+def test_the_readmes_main_command_completes_the_demo_with_its_default_relative_output(tmp_path):
+    root = repository_root_copy(tmp_path)
+    result = run_readme_demo(root)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    said = result.stdout
+    assert "search finished in" in said and "2 completed, 0 stopped early, 0 failed" in said, said[-3000:]
+    assert "\nbest: layers [" in said and "\npenultimate-layer baseline [3]: score" in said, said[-3000:]
+    assert "demo finished in" in said.strip().splitlines()[-1]
+    search = root / "runs" / "demo" / "search"  # the default --out, relative to where the command ran
+    rows = read_results(search / "results.parquet")
+    assert len(rows) == 2 and all(r["status"] == "completed" for r in rows)
+    assert (search / "best_config.yaml").is_file() and (search / "report.md").is_file()
+    assert (root / "runs" / "demo" / "lrs" / "lrs.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_demo_whose_search_fails_exits_non_zero_and_does_not_say_finished(tmp_path):
+    """Every trial fails (a file stands where the demo keeps its feature cache): the demo stops at the search with
+    its one error line and a non-zero exit, keeps what it wrote, and never says it finished."""
+    root = repository_root_copy(tmp_path)
+    (root / "runs" / "demo").mkdir(parents=True)
+    (root / "runs" / "demo" / "cache").write_text("not a folder")
+    result = run_readme_demo(root, "--trials", "1")
+    assert result.returncode == 2, (result.stdout[-3000:], result.stderr[-3000:])
+    assert "demo finished" not in result.stdout and "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("raylayers search: error: 0 of 1 trials completed; first error (trial "), last
+    assert "cache" in last, last
+    assert len(read_results(root / "runs" / "demo" / "search" / "results.parquet")) == 1
+    assert (root / "runs" / "demo" / "lrs" / "lrs.json").is_file()  # the steps before the search are kept

@@ -188,7 +188,7 @@ def test_auto_does_not_cut_a_smooth_drift_into_many_groups():
 
 
 def test_auto_finds_noisy_paper_like_groups():
-    # CLIP-L-like: 24 layers in blocks 1-12, 13-20, 21-24 (PAPER.md), each layer its block's direction plus noise
+    # CLIP-L-like: 24 layers in blocks 1-12, 13-20, 21-24 (the paper), each layer its block's direction plus noise
     rng = np.random.default_rng(0)
     directions = rng.normal(size=(3, 64))
     block = [0] * 12 + [1] * 8 + [2] * 4

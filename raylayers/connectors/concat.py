@@ -1,6 +1,6 @@
 """The paper's fusion: channel-concat of several layers (default: one representative per LRS group), then a projector.
 
-Token count is unchanged; channels grow to D * k (PAPER.md, "The lightweight fusion").
+Token count is unchanged; channels grow to D * k (the paper's "lightweight fusion").
 """
 
 from __future__ import annotations

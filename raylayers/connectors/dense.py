@@ -1,7 +1,7 @@
 """DenseConnector (Yao et al., NeurIPS 2024), generalised from CLIP-L's 24 layers to any depth L.
 
 The base layer is the deepest selected one (default: the penultimate, LLaVA's "-2"). The paper's extra layers are
-hs[7] and hs[15] on CLIP-L, i.e. layers round(L/3) - 1 and round(2L/3) - 1 here (PAPER.md, "The fusion baselines"):
+hs[7] and hs[15] on CLIP-L, i.e. layers round(L/3) - 1 and round(2L/3) - 1 here (the paper's fusion baselines):
 - `dense_sti` (sparse token integration): the extra layers are average-pooled along the token axis with stride 8
   and appended as extra tokens after the base layer's (576 + 72 + 72 on CLIP-L/336); one shared projector.
 - `dense_sci` (sparse channel integration): channel concat of [base, extra_1, extra_2].

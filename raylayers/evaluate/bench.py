@@ -111,7 +111,9 @@ def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:
 
 
 def _world_root() -> Path:
-    return Path(os.environ.get("RAYLAYERS_WORLD", DEFAULT_WORLD))
+    from raylayers.paths import resolve_local
+
+    return Path(resolve_local(os.environ.get("RAYLAYERS_WORLD", str(DEFAULT_WORLD))))
 
 
 def resolve_benchmarks(spec: str, out: Path | None = None) -> list[Path]:

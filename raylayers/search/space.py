@@ -31,6 +31,7 @@ from pathlib import Path
 
 from raylayers.config import from_dict, read_yaml
 from raylayers.errors import UserError
+from raylayers.paths import BENCH, LOCAL, RECIPE, path_field, resolve_paths
 
 SEARCHERS = ("tpe", "random", "grid")
 SINGLE_CONNECTORS = ("linear", "mlp2x_gelu")
@@ -41,7 +42,7 @@ SINGLE_CONNECTORS = ("linear", "mlp2x_gelu")
 class BaseSection:
     """The training recipe of every trial."""
 
-    config: str = "demo"
+    config: str = path_field(RECIPE, default="demo")
     """A shipped recipe name (demo, paper_mobilellama_1.4b) or a `raylayers train` YAML."""
     set: dict = dataclasses.field(default_factory=dict)
     """Overrides as `key.path: value` (the same keys as `raylayers train --set`)."""
@@ -51,9 +52,9 @@ class BaseSection:
 class LRSSection:
     """The layer groups."""
 
-    file: str | None = None
+    file: str | None = path_field(LOCAL, default=None)
     """An lrs.json written by `raylayers lrs`; computed into it first when missing and `images` is given."""
-    images: str | None = None
+    images: str | None = path_field(LOCAL, default=None)
     """Images to compute the LRS from (folder, LLaVA json or benchmark folder) when `file` does not exist."""
     groups: str = "auto"
     """Groups when computing: a number or `auto`."""
@@ -95,7 +96,7 @@ class SpaceSection:
 class ObjectiveSection:
     """The score a trial is ranked by."""
 
-    bench: str = "world"
+    bench: str = path_field(BENCH, default="world")
     """Benchmarks (`raylayers eval --bench`): folders, a world, or world task names, comma-separated."""
     mode: str = "likelihood"
     """Answer mode: likelihood (options scored by log-likelihood) or greedy."""
@@ -127,7 +128,7 @@ class BudgetSection:
     """ASHA: keep the best 1/reduction_factor at each rung."""
     retries: int = 1
     """Times a crashed trial is retried before it is recorded as failed."""
-    storage_path: str | None = None
+    storage_path: str | None = path_field(LOCAL, default=None)
     """Shared storage (NFS path, s3://...) for Tune and Train on a multi-node cluster."""
 
 
@@ -169,7 +170,7 @@ def load_search_config(path: str | Path, overrides: list[str] | None = None) -> 
     where = f"'{path}'"
     if "groups" in raw.get("lrs", {}) and not isinstance(raw["lrs"]["groups"], str):
         raw["lrs"]["groups"] = str(raw["lrs"]["groups"])
-    config = from_dict(SearchConfig, raw, where)
+    config = resolve_paths(from_dict(SearchConfig, raw, where))  # relative paths mean the user's folder (paths.py)
     validate(config, where)
     return config
 

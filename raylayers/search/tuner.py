@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from raylayers.errors import UserError
+from raylayers.paths import resolve_local
 from raylayers.search.space import (
     Candidate,
     LayerSpace,
@@ -58,24 +59,22 @@ def ensure_lrs(config: SearchConfig, out: Path) -> tuple[dict, Path]:
     return load_lrs(path), path
 
 
-def base_train_config(config: SearchConfig, extra: dict | None = None):
-    """The base recipe with the space's overrides (and `extra` ones) applied, validated."""
-    from raylayers.cli import resolve_config_path
-    from raylayers.config import TrainConfig, apply_override, from_dict, read_yaml
+def base_train_config(config: SearchConfig):
+    """The base recipe with the space's overrides applied, its paths resolved and validated (in the driver: trials
+    get this object, never a file to read again from their own working directory)."""
+    from raylayers.config import TrainConfig, load_config, read_yaml, resolve_config_path
 
     raw = read_yaml(resolve_config_path(config.base.config))
-    for key, value in {**config.base.set, **(extra or {})}.items():
-        apply_override(raw, f"{key}={json.dumps(value) if not isinstance(value, str) else value}")
-    train = from_dict(TrainConfig, raw, f"base config '{config.base.config}'")
-    train.validate()
-    return train
+    overrides = [f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
+                 for key, value in config.base.set.items()]
+    return load_config(TrainConfig, data=raw, overrides=overrides, where=f"base config '{config.base.config}'")
 
 
-def trial_train_config(config: SearchConfig, trial: dict, name: str):
-    """The training config of one trial: the base recipe with its layers, connector and hyper-parameters."""
+def trial_train_config(base, trial: dict, name: str):
+    """The training config of one trial: the base recipe (a TrainConfig) with its layers, connector and
+    hyper-parameters."""
     from raylayers.config import TrainConfig, apply_override, from_dict, to_dict
 
-    base = base_train_config(config)
     raw = to_dict(base)
     raw["model"]["layers"] = [int(x) for x in trial["layers"]]
     raw["model"]["connector"] = trial["connector"]
@@ -97,17 +96,20 @@ def _report_final(scores_row: dict, extra: dict) -> None:
 
 
 def train_trial(trial: dict, settings: dict) -> None:
-    """A Tune trial: train (Ray Train + DeepSpeed), evaluate, report the objective."""
+    """A Tune trial: train (Ray Train + DeepSpeed), evaluate, report the objective.
+
+    `settings` holds what the driver resolved (the search config, the base TrainConfig, absolute paths): a trial
+    runs in a working directory of its own and reads no user path relative to it."""
     import torch
     from ray import tune
 
     from raylayers.evaluate.run import evaluate_checkpoint
     from raylayers.train import run_training
 
-    config = load_search_config(settings["space_file"], settings.get("overrides"))
+    config = settings["config"]
     trial_id = tune.get_context().get_trial_id()
     out = Path(settings["out"]) / "trials" / trial_id
-    train_config = trial_train_config(config, trial, name=trial_id)
+    train_config = trial_train_config(settings["base"], trial, name=trial_id)
     if config.budget.storage_path:
         train_config = dataclasses.replace(train_config, resources=dataclasses.replace(
             train_config.resources, storage_path=config.budget.storage_path.rstrip("/") + "/train"))
@@ -119,7 +121,7 @@ def train_trial(trial: dict, settings: dict) -> None:
     steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())
     torch.set_num_threads(max(1, train_config.resources.cpus_per_worker))
     objective = config.objective
-    scores = evaluate_checkpoint(out / "model", objective.bench, out / "eval", mode=objective.mode,
+    scores = evaluate_checkpoint(out / "model", settings["bench"], out / "eval", mode=objective.mode,
                                  batch_size=objective.batch_size, limit=objective.limit,
                                  use_gpu=train_config.resources.use_gpu, weights=objective.weights or None)
     final = summary.get("final_metrics", {})
@@ -187,7 +189,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     from raylayers.search.results import ResultsTable
     from raylayers.search.searcher import LayerSearcher
 
-    out = Path(out).resolve()
+    out = Path(resolve_local(out))
     config = load_search_config(space_file, overrides)
     storage = _storage(config, out)
     experiment = f"{storage}/{config.name}"
@@ -198,12 +200,13 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     out.mkdir(parents=True, exist_ok=True)
     lrs, lrs_path = ensure_lrs(config, out)
     layer_space = build_layer_space(config.space, lrs, f"'{space_file}'")
-    settings = {"space_file": str(Path(space_file).resolve()), "overrides": overrides or [], "out": str(out)}
+    # Everything a trial needs, resolved here in the user's process: a trial reads no user path of its own.
+    settings = {"config": config, "out": str(out)}
     choices = {k: v["choice"] for k, v in config.space.hyperparameters.items() if "choice" in v}
     enumerable = len(choices) == len(config.space.hyperparameters)
     candidates = layer_space.candidates(choices) if enumerable else []
     if objective.startswith("table:"):
-        settings["table"] = str(Path(objective[len("table:"):]).resolve())
+        settings["table"] = resolve_local(objective[len("table:"):])
         table = load_table(settings["table"])
         absent = [c.key for c in candidates if c.key not in table]
         if not enumerable:
@@ -213,18 +216,23 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
                             f"{settings['table']} ({len(absent)} missing; narrow the space or extend the table)")
         trainable = tune.with_parameters(table_trial, settings=settings)
     elif objective == "train":
-        base = base_train_config(config)  # fails here, before any trial, on a bad recipe
+        from raylayers.evaluate.bench import resolve_benchmarks
         from raylayers.train import check_before_launch
 
+        base = base_train_config(config)  # fails here, before any trial, on a bad recipe
         check_before_launch(dataclasses.replace(base, model=dataclasses.replace(
             base.model, layers=[layer_space.layers[-1]], connector=layer_space.single_connectors[0]
             if layer_space.single_connectors else base.model.connector)))
+        # the benchmark folders, found (and real-benchmark downloads imported) once, here
+        bench = resolve_benchmarks(config.objective.bench, out)
+        settings.update(base=base, bench=",".join(str(folder) for folder in bench))
         trainable = tune.with_parameters(train_trial, settings=settings)
     else:
         raise UserError(f"--objective '{objective}': use train or table:FILE.parquet")
     trainable = tune.with_resources(trainable, {"CPU": 0, "memory": 1})  # the driver waits; Train workers compute
 
     budget = config.budget
+    _quiet_logs()
     first_trials = _first_trials(config, layer_space, candidates)
     searcher = LayerSearcher(layer_space, config.space.hyperparameters, first_trials, budget.prior_trials,
                              config.space.prior_temperature, sampler="random" if budget.searcher != "tpe" else "tpe",
@@ -261,7 +269,45 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     summary = finish(config, out, lrs, lrs_path, layer_space, time.perf_counter() - started)
     if started_ray and not os.environ.get("RAY_ADDRESS"):
         ray.shutdown()
+    if not summary["completed"]:  # everything is written; but a search without a result has failed
+        raise UserError(failure_line(summary))
     return summary
+
+
+def failure_line(summary: dict) -> str:
+    """How many trials completed, and the first failure's error (the one line a failed search ends with)."""
+    line = f"{summary['completed']} of {summary['trials']} trials completed"
+    if summary.get("pruned"):
+        line += f", {summary['pruned']} stopped early"
+    if summary.get("first_error"):
+        line += f"; {_first_error(summary)}"
+    return line
+
+
+def _first_error(summary: dict) -> str:
+    first = summary["first_error"]
+    return f"first error (trial {first['trial_id']}): {first['error']}"
+
+
+class _NoTraceback:
+    """A logging filter that keeps a record's message and drops its traceback."""
+
+    def filter(self, record) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_logs() -> None:
+    """Tune logs every failed trial's whole traceback: the results line already says the error (the user's mistake
+    as one line), and Tune's error file, whose path it prints, keeps the traceback. Optuna announces each study."""
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _NoTraceback) for f in controller.filters):
+        controller.addFilter(_NoTraceback())
 
 
 def _first_trials(config: SearchConfig, layer_space: LayerSpace, candidates: list[Candidate]) -> list[Candidate]:
@@ -285,11 +331,11 @@ def _first_trials(config: SearchConfig, layer_space: LayerSpace, candidates: lis
 def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_space: LayerSpace,
            seconds: float) -> dict:
     """best_config.yaml, report.md with its plots, and the summary."""
-    import pyarrow.parquet as pq
-
+    from raylayers.files import write_text_atomic
     from raylayers.search.report import write_report
+    from raylayers.search.results import read_results
 
-    rows = pq.read_table(out / RESULTS_FILE).to_pylist() if (out / RESULTS_FILE).exists() else []
+    rows = read_results(out / RESULTS_FILE)
     done = [r for r in rows if r["status"] == "completed" and r["score"] is not None]
     best = max(done, key=lambda r: r["score"]) if done else None
     baseline = next((r for r in done if list(r["layers"]) == [layer_space.penultimate]
@@ -298,6 +344,9 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
                "pruned": sum(r["status"] == "pruned" for r in rows),
                "failed": sum(r["status"] == "failed" for r in rows),
                "seconds": round(seconds, 1), "lrs": str(lrs_path), "best": best, "baseline": baseline}
+    failed = sorted((r for r in rows if r["status"] == "failed"), key=lambda r: r["order"])
+    if failed:
+        summary["first_error"] = {"trial_id": failed[0]["trial_id"], "error": failed[0]["error"]}
     if best is not None:
         _write_best_config(config, best, out / BEST_CONFIG_FILE)
         summary["best_config"] = str(out / BEST_CONFIG_FILE)
@@ -308,7 +357,7 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     if versus is not None:
         summary["best_vs_baseline"] = versus
     summary["report"] = str(write_report(out, rows, lrs, layer_space, summary))
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 
@@ -330,7 +379,7 @@ def _write_best_config(config: SearchConfig, best: dict, path: Path) -> None:
     trial = {"layers": list(best["layers"]), "connector": best["connector"],
              "hyperparameters": json.loads(best.get("hyperparameters") or "{}")}
     try:
-        train = trial_train_config(config, trial, name="best")
+        train = trial_train_config(base_train_config(config), trial, name="best")
     except UserError:  # a table objective over a base recipe that is not available here
         path.write_text(yaml.safe_dump({"model": {"layers": trial["layers"], "connector": trial["connector"]}}))
         return
@@ -344,6 +393,8 @@ def say_summary(summary: dict, stream=None) -> None:
     best, baseline = summary.get("best"), summary.get("baseline")
     print(f"search finished in {summary['seconds']:.0f}s: {summary['completed']} completed, "
           f"{summary['pruned']} stopped early, {summary['failed']} failed", file=stream)
+    if summary.get("first_error"):
+        print(f"{summary['failed']} of {summary['trials']} trials failed; {_first_error(summary)}", file=stream)
     if best:
         cats = ", ".join(f"{k[6:]} {v:.3f}" for k, v in best.items() if k.startswith("score_") and v is not None)
         print(f"best: layers {list(best['layers'])} with {best['connector']}: score {best['score']:.4f} ({cats})",

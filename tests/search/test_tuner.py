@@ -6,13 +6,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from replay_tables import single_layer_table, write_lrs, write_table
 
+from raylayers.cli import main
 from raylayers.config import TrainConfig, load_config
 from raylayers.errors import UserError
+from raylayers.search.results import read_results
 from raylayers.search.tuner import run_search
 
 
@@ -35,7 +38,7 @@ def replay(tmp_path):
 
 
 def rows_of(out):
-    return pq.read_table(out / "results.parquet").to_pylist()
+    return read_results(out / "results.parquet")  # safe while the search rewrites it (the resume test polls)
 
 
 @pytest.mark.slow
@@ -185,7 +188,7 @@ def test_killed_search_resumes_without_rerunning_a_finished_trial(replay, tmp_pa
                               stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:
-        if (out / "results.parquet").exists() and len(rows_of(out)) >= 2:
+        if len(rows_of(out)) >= 2:
             break
         time.sleep(0.2)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
@@ -219,21 +222,33 @@ report_every_steps: 1
     return path
 
 
-@pytest.mark.slow
-def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_stack, tmp_path):
-    """Real trials (Ray Train + DeepSpeed, then evaluation); the LRS is computed first from images. One learning
-    rate diverges: that trial is retried once, recorded as failed with its error, and the search goes on."""
-    world = tiny_stack / "world"
-    space = tmp_path / "space.yaml"
+def relative_space(stack, folder, learning_rates, budget):
+    """A space file in `folder` whose every path (and its base recipe's) is relative to `folder`, as a user writes
+    them: a trial runs in a working directory of its own, so each must be resolved where the user started."""
+    (folder / "stack").symlink_to(stack)
+    tiny_base(Path("stack"), folder / "base.yaml")
+    space = folder / "space.yaml"
     space.write_text(f"""
-base: {{config: {tiny_base(tiny_stack, tmp_path / 'base.yaml')}, set: {{cache.dir: {tmp_path / 'cache'}}}}}
-lrs: {{file: {tmp_path / 'lrs' / 'lrs.json'}, images: {world / 'images'}, groups: "2", max_images: 32}}
-space: {{num_layers: [1], layers: [-2], hyperparameters: {{stage2.learning_rate: {{choice: [3.0e-3, 1.0e+30]}}}}}}
-objective: {{bench: {world / 'bench'}, limit: 3}}
-budget: {{trials: 2, searcher: grid, retries: 1}}
+base: {{config: base.yaml, set: {{cache.dir: cache}}}}
+lrs: {{file: lrs/lrs.json, images: stack/world/images, groups: "2", max_images: 32}}
+space: {{num_layers: [1], layers: [-2], hyperparameters: {{stage2.learning_rate: {{choice: {learning_rates}}}}}}}
+objective: {{bench: stack/world/bench, limit: 3}}
+budget: {budget}
 """)
+    return space
+
+
+@pytest.mark.slow
+def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_stack, tmp_path, monkeypatch, capfd):
+    """Real trials (Ray Train + DeepSpeed, then evaluation) from a space with relative paths; the LRS is computed
+    first from images. One learning rate diverges: that trial is retried once, recorded as failed with its error,
+    and the search goes on, and ends with exit code 0 and a line saying how many failed."""
+    monkeypatch.chdir(tmp_path)
+    relative_space(tiny_stack, tmp_path, "[3.0e-3, 1.0e+30]", "{trials: 2, searcher: grid, retries: 1}")
+    assert main(["search", "--space", "space.yaml", "--out", "out"]) == 0
     out = tmp_path / "out"
-    summary = run_search(space, out)
+    summary = json.loads((out / "search_summary.json").read_text())
+    said = capfd.readouterr().out
     rows = {json.loads(r["hyperparameters"])["stage2.learning_rate"]: r for r in rows_of(out)}
     assert (tmp_path / "lrs" / "lrs.json").is_file()
     good, bad = rows[3.0e-3], rows[1.0e30]
@@ -243,8 +258,29 @@ budget: {{trials: 2, searcher: grid, retries: 1}}
     attempts = (out / "trials" / bad["trial_id"] / "attempts.log").read_text().splitlines()
     assert len(attempts) == 2  # the first try and one retry
     assert summary["completed"] == 1 and summary["failed"] == 1
+    assert f"1 of 2 trials failed; first error (trial {bad['trial_id']}): training stopped: the loss became " \
+        "NaN/inf" in said
     assert (out / "trials" / good["trial_id"] / "tensorboard").is_dir()
-    assert load_config(TrainConfig, out / "best_config.yaml").stage2.learning_rate == 3.0e-3
+    best = load_config(TrainConfig, out / "best_config.yaml")
+    assert best.stage2.learning_rate == 3.0e-3 and best.data.stage1 == str(tmp_path / "stack/world/stage1.json")
+    assert best.cache.dir == str(tmp_path / "cache") and list((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.slow
+def test_a_search_whose_every_trial_fails_exits_non_zero_with_one_line(tiny_stack, tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    relative_space(tiny_stack, tmp_path, "[1.0e+30]", "{trials: 1, searcher: grid, retries: 0}")
+    assert main(["search", "--space", "space.yaml", "--out", "out"]) == 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    rows = rows_of(tmp_path / "out")  # what the search wrote is kept
+    assert len(rows) == 1 and rows[0]["status"] == "failed"
+    assert last.startswith(f"raylayers search: error: 0 of 1 trials completed; first error (trial "
+                           f"{rows[0]['trial_id']}): training stopped: the loss became NaN/inf"), last
+    summary = json.loads((tmp_path / "out" / "search_summary.json").read_text())
+    assert summary["completed"] == 0 and summary["first_error"]["trial_id"] == rows[0]["trial_id"]
+    assert (tmp_path / "out" / "report.md").is_file() and not (tmp_path / "out" / "best_config.yaml").exists()
 
 
 def test_searcher_state_round_trips_through_one_file(tmp_path):

@@ -1,0 +1,111 @@
+"""Where a user's path points: resolved once, in the process the user started, against the folder they started in.
+
+Ray runs each Tune trial and each Train worker in a working directory of its own, so a relative path that travels
+to one of them silently points somewhere else (every demo trial once died on `runs/demo/world/stage1.json`). The
+rule, owned here and nowhere else:
+
+- every local path a user gives (a command-line flag, a `--set` value, a path field of a train or space YAML) is
+  made absolute against the current working directory when it is read, before anything is shipped to a trial, a
+  worker or a job; `~` is expanded;
+- a URI (`s3://bucket/x`, `gs://...`, `file://...`) stays as it is;
+- where a model may come from the Hugging Face hub (`model.encoder`, `model.lm`, `lrs --encoder`), a value that is
+  not a local file or folder and has the shape of a hub id (`gpt2`, `openai/clip-vit-large-patch14-336`) stays a
+  hub id, as transformers' `from_pretrained` would read it;
+- in a benchmark list (`--bench`, `objective.bench`), a bare name that is not a local folder (`count`, `world`)
+  stays a name: it is looked up in the demo world.
+
+Config fields say what they hold with `path_field(kind)`; `resolve_paths(config)` applies the rule to every such
+field of a config tree, and the command line uses the same functions as argparse types. On a cluster, the paths
+must also exist on every node: use shared absolute paths (NFS) or URIs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+LOCAL = "local"  # a local path (or a URI)
+MODEL = "model"  # a local path, a URI or a Hugging Face hub id
+BENCH = "bench"  # a comma-separated list of benchmark folders or world task names
+RECIPE = "recipe"  # a YAML file, or the name of a shipped recipe (`demo`)
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(value: str) -> bool:
+    return bool(_URI.match(value))
+
+
+def resolve_local(value: str | os.PathLike | None) -> str | None:
+    """A local path made absolute against the current directory (`~` expanded); URIs and empty values unchanged."""
+    if value is None or str(value) == "" or is_uri(str(value)):
+        return None if value is None else str(value)
+    return os.path.abspath(os.path.expanduser(str(value)))
+
+
+def _could_be_hub_id(value: str) -> bool:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return True
+
+
+def resolve_model(value: str | None) -> str | None:
+    """A model source: a local folder/file made absolute; a hub id (not on disk, shaped like one) kept."""
+    if value is None or is_uri(value):
+        return value
+    if not os.path.exists(os.path.expanduser(value)) and _could_be_hub_id(value):
+        return value
+    return resolve_local(value)
+
+
+def resolve_bench(value: str | None) -> str | None:
+    """A benchmark list: each local path made absolute; bare world task names (`count`, `world`) kept."""
+    if value is None:
+        return None
+    parts = []
+    for part in (p.strip() for p in str(value).split(",")):
+        if not part:
+            continue
+        is_name = os.sep not in part and not part.startswith((".", "~")) and not os.path.exists(part)
+        parts.append(part if is_name or is_uri(part) else resolve_local(part))
+    return ",".join(parts)
+
+
+def resolve_recipe(value: str | None) -> str | None:
+    """A training recipe: a YAML path made absolute; the name of a shipped recipe (no folder, no suffix) kept."""
+    if value is None:
+        return None
+    is_name = os.sep not in value and not value.endswith((".yaml", ".yml")) and not os.path.exists(value)
+    return value if is_name else resolve_local(value)
+
+
+RESOLVERS = {LOCAL: resolve_local, MODEL: resolve_model, BENCH: resolve_bench, RECIPE: resolve_recipe}
+
+
+def path_field(kind: str, **field_options):
+    """A dataclass field holding a path of `kind` (LOCAL, MODEL, BENCH or RECIPE); `resolve_paths` resolves it."""
+    if kind not in RESOLVERS:
+        raise ValueError(f"unknown path kind '{kind}'")
+    return dataclasses.field(metadata={"path": kind}, **field_options)
+
+
+def resolve_paths(config):
+    """A copy of a config tree (dataclasses) with every `path_field` resolved by the rule of the module docstring.
+
+    Idempotent: a resolved config comes back unchanged, so resolving again where the config arrives is harmless.
+    """
+    changes = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        kind = field.metadata.get("path")
+        if kind is not None:
+            changes[field.name] = RESOLVERS[kind](value)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes[field.name] = resolve_paths(value)
+    return dataclasses.replace(config, **changes)
+
