@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from raylayers.errors import UserError
+from raylayers.evaluate.schema import CATEGORIES, REQUIRED_COLUMNS
 
-CATEGORIES = ("general", "ocr", "vision_centric", "hallucination")
-REQUIRED_COLUMNS = ("question_id", "image", "question", "answer", "task", "category")
-ANSWER_TYPES = ("multiple_choice", "short", "yes_no")
 DEFAULT_WORLD = Path("runs/demo/world")
 
 

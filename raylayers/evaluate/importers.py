@@ -38,9 +38,7 @@ from pathlib import Path
 
 from raylayers.errors import UserError
 
-CATEGORIES = ("general", "ocr", "vision_centric", "hallucination")
 METRICS = ("mc_accuracy", "exact_match", "vqa_accuracy", "ocr_contains", "pope", "mme")
-ANSWER_TYPES = ("multiple_choice", "short", "yes_no")
 BASE_COLUMNS = ("question_id", "image", "question", "answer", "task", "category", "options")
 
 READ_BATCH_ROWS = 64  # source rows per batch: images make rows large, so keep batches small

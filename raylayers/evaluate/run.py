@@ -21,12 +21,8 @@ from collections import Counter
 from pathlib import Path
 
 from raylayers.errors import UserError
-from raylayers.evaluate.bench import (
-    CATEGORIES,
-    Benchmark,
-    load_benchmark,
-    resolve_benchmarks,
-)
+from raylayers.evaluate.bench import Benchmark, load_benchmark, resolve_benchmarks
+from raylayers.evaluate.schema import CATEGORIES
 
 
 # ================================================================================================ scoring

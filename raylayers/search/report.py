@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from raylayers.evaluate.schema import CATEGORIES
 from raylayers.plots import (
     plot_category_lines,
     plot_layer_benchmark_heatmap,
@@ -28,7 +29,7 @@ def caution(summary: dict) -> str | None:
             "train longer before drawing conclusions")
 
 
-CATEGORY_KEYS = ("score_general", "score_ocr", "score_vision_centric", "score_hallucination")
+CATEGORY_KEYS = tuple(f"score_{category}" for category in CATEGORIES)
 
 
 def _label(row: dict) -> str:

@@ -177,7 +177,7 @@ def load_search_config(path: str | Path, overrides: list[str] | None = None) -> 
 
 def validate(config: SearchConfig, where: str) -> None:
     from raylayers.connectors import CONNECTORS
-    from raylayers.evaluate.bench import CATEGORIES
+    from raylayers.evaluate.schema import CATEGORIES
     from raylayers.evaluate.predict import MODES
 
     space, budget = config.space, config.budget

@@ -12,7 +12,6 @@ from PIL import Image
 
 from raylayers.errors import UserError
 from raylayers.evaluate.importers import (
-    CATEGORIES,
     LAYOUTS,
     METRICS,
     detect_layout,
@@ -20,6 +19,7 @@ from raylayers.evaluate.importers import (
     is_benchmark_folder,
     split_inline_options,
 )
+from raylayers.evaluate.schema import CATEGORIES
 
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
