@@ -27,9 +27,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from raylayers.config import TrainConfig, load_config, resolve_config_path
-    from raylayers.train import _ray_init, run_training
+    from raylayers.ray_session import init_ray
+    from raylayers.train import run_training
 
-    _ray_init()  # started once, outside the timings
+    init_ray()  # started once, outside the timings
     demo = Path(args.demo_dir)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

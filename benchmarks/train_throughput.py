@@ -92,7 +92,7 @@ def main() -> None:
     import deepspeed
     from transformers import LlavaConfig, LlavaForConditionalGeneration
 
-    from raylayers.config import ModelConfig, TrainConfig, from_dict
+    from raylayers.config import ModelConfig, TrainConfig
     from raylayers.data import ConversationEncoder
     from raylayers.encoders import quiet_transformers
     from raylayers.model import LlavaLayers, load_tokenizer
@@ -122,10 +122,10 @@ def main() -> None:
         results.update(sequence_length=sequence, image_tokens=num_image_tokens)
 
         # ---- raylayers: LlavaLayers inside a DeepSpeed engine (ZeRO-2, single process)
-        train_config = from_dict(TrainConfig, {"model": {"encoder": "e", "lm": "l"},
-                                               "data": {"stage1": "a", "stage2": "b"},
-                                               "stage2": {"global_batch_size": args.batch,
-                                                          "micro_batch_size": args.batch, "train_lm": True}})
+        train_config = TrainConfig.model_validate({"model": {"encoder": "e", "lm": "l"},
+                                                   "data": {"stage1": "a", "stage2": "b"},
+                                                   "stage2": {"global_batch_size": args.batch,
+                                                              "micro_batch_size": args.batch, "train_lm": True}})
         ds_config = deepspeed_config(train_config, train_config.stage2, 1, use_gpu, text.hidden_size)
         trainable = [p for p in ours.parameters() if p.requires_grad]
         engine, *_ = deepspeed.initialize(model=ours, optimizer=torch.optim.AdamW(trainable, lr=1e-5),

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import typing
 from pathlib import Path
 
 from raylayers.errors import UserError
@@ -40,16 +41,10 @@ def cmd_world(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_encoder(args: argparse.Namespace) -> int:
-    from raylayers.pretrain import PRESETS, PretrainConfig, config_with, pretrain_encoder
+    from raylayers.pretrain import pretrain_encoder
 
-    config = None
-    given = {"max_seconds": args.max_seconds, "epochs": args.epochs, "max_steps": args.max_steps}
-    if any(v is not None for v in given.values()):
-        scale = json.loads((Path(args.world) / "world.json").read_text()).get("scale") \
-            if (Path(args.world) / "world.json").is_file() else None
-        overrides = {k: v for k, v in given.items() if v is not None}
-        config = config_with(PRESETS.get(scale, PretrainConfig()), **overrides)
-    report = pretrain_encoder(args.world, args.out, config=config, progress=_progress(), log=_say)
+    overrides = {"max_seconds": args.max_seconds, "epochs": args.epochs, "max_steps": args.max_steps}
+    report = pretrain_encoder(args.world, args.out, overrides=overrides, progress=_progress(), log=_say)
     retrieval = report["retrieval"]
     _say(f"encoder written to {Path(args.out).resolve()} ({report['steps']} steps, {report['train_seconds']}s); "
          f"held-out image-to-text top-1 {retrieval['top1']:.1%} vs chance {retrieval['chance']:.1%} "
@@ -122,10 +117,52 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from raylayers.search.tuner import run_search, say_summary
+    from raylayers.search.tuner import run_search
 
     summary = run_search(args.space, args.out, resume=args.resume, objective=args.objective, overrides=args.set)
-    say_summary(summary)
+    say_search_summary(summary)
+    return 0
+
+
+def say_search_summary(summary: dict, stream=None) -> None:
+    """The closing lines of a search: counts, the first error, best and baseline, noise, caution, the report."""
+    from raylayers.evaluate.significance import describe
+    from raylayers.search.report import caution
+    from raylayers.search.summary import first_error
+
+    def say(line: str) -> None:
+        print(line, file=stream or sys.stdout, flush=True)
+
+    def categories(row: dict) -> str:
+        return ", ".join(f"{k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("score_") and v is not None)
+
+    say(f"search finished in {summary['seconds']:.0f}s: {summary['completed']} completed, "
+        f"{summary['pruned']} stopped early, {summary['failed']} failed")
+    if summary.get("first_error"):
+        say(f"{summary['failed']} of {summary['trials']} trials failed; {first_error(summary)}")
+    best, baseline = summary.get("best"), summary.get("baseline")
+    if best:
+        say(f"best: layers {list(best['layers'])} with {best['connector']}: score {best['score']:.4f} "
+            f"({categories(best)})")
+    if baseline:
+        say(f"penultimate-layer baseline {list(baseline['layers'])}: score {baseline['score']:.4f} "
+            f"({categories(baseline)})")
+    if summary.get("best_vs_baseline"):
+        say(f"best minus baseline: {describe(summary['best_vs_baseline'])}")
+    if caution(summary):
+        say(f"caution: {caution(summary)}")
+    say(f"report: {summary['report']}")
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from raylayers.config import SCHEMAS
+
+    text = json.dumps(SCHEMAS[args.kind].model_json_schema(), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    Path(args.out).write_text(text)
+    _say(f"JSON Schema of a {args.kind} config written to {args.out}")
     return 0
 
 
@@ -201,17 +238,15 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="raylayers", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_OneLineParser)
-
+def _add_world(commands) -> None:
     world = commands.add_parser("world", help="write the offline procedural world (images, LLaVA json, benchmarks)")
     world.add_argument("--out", type=resolve_local, required=True, help="folder to write")
     world.add_argument("--seed", type=int, default=0, help="random seed (same seed, same world)")
     world.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo", help="size preset")
     world.set_defaults(func=cmd_world)
 
+
+def _add_pretrain(commands) -> None:
     pretrain = commands.add_parser("pretrain-encoder", help="train the small offline CLIP on a world")
     pretrain.add_argument("--world", type=resolve_local, required=True, help="a folder written by `raylayers world`")
     pretrain.add_argument("--out", type=resolve_local, required=True,
@@ -222,19 +257,28 @@ def build_parser() -> argparse.ArgumentParser:
                           help="stop after this many steps, schedule by steps alone: reproducible on any machine")
     pretrain.set_defaults(func=cmd_pretrain_encoder)
 
+
+def _add_lrs(commands) -> None:
+    from raylayers.config import LRSOptions
+
+    defaults = LRSOptions()
     lrs = commands.add_parser("lrs", help="layer-wise representation similarity of a vision encoder")
     lrs.add_argument("--encoder", type=resolve_model, required=True,
                      help="local checkpoint folder or hub id (offline cache only)")
     lrs.add_argument("--images", type=resolve_local, required=True,
                      help="a folder of images, a LLaVA json, or a benchmark folder (questions.parquet)")
     lrs.add_argument("--out", type=resolve_local, required=True, help="folder for lrs.json, lrs.parquet, lrs.png")
-    lrs.add_argument("--groups", default="auto", help="number of layer groups, or 'auto' (default)")
-    lrs.add_argument("--metric", choices=["cosine", "cka"], default="cosine", help="similarity (default: cosine)")
-    lrs.add_argument("--max-images", type=_positive_int, default=None, help="use at most this many images")
-    lrs.add_argument("--batch-size", type=_positive_int, default=16, help="images per forward pass")
+    lrs.add_argument("--groups", default=defaults.groups, help="number of layer groups, or 'auto' (default)")
+    lrs.add_argument("--metric", choices=_choices(LRSOptions, "metric"), default=defaults.metric,
+                     help=f"similarity (default: {defaults.metric})")
+    lrs.add_argument("--max-images", type=_positive_int, default=defaults.max_images,
+                     help=f"use at most this many images (default {defaults.max_images})")
+    lrs.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size, help="images per forward pass")
     lrs.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own code to run")
     lrs.set_defaults(func=cmd_lrs)
 
+
+def _add_train(commands) -> None:
     train = commands.add_parser("train", help="two-stage LLaVA training (DeepSpeed inside Ray Train)")
     train.add_argument("--config", type=resolve_recipe, required=True,
                        help="a YAML file, or a shipped recipe name (demo, ...)")
@@ -244,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config key, e.g. --set model.connector=concat (repeatable)")
     train.set_defaults(func=cmd_train)
 
+
+def _add_export(commands) -> None:
     export = commands.add_parser("export", help="write a checkpoint as a transformers LLaVA folder")
     export.add_argument("--checkpoint", type=resolve_local, required=True,
                         help="a model folder written by `raylayers train`")
@@ -251,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=resolve_local, required=True, help="folder to write")
     export.set_defaults(func=cmd_export)
 
+
+def _add_eval(commands) -> None:
+    from raylayers.config import MODES, EvalOptions
+
+    defaults = EvalOptions()
     evaluate = commands.add_parser("eval", help="score a checkpoint or a predictions file on benchmarks")
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=resolve_local,
@@ -261,14 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
                                "comma-separated")
     evaluate.add_argument("--out", type=resolve_local, required=True,
                           help="folder for scores.json and per_question.parquet")
-    evaluate.add_argument("--mode", choices=["greedy", "likelihood"], default="greedy",
+    evaluate.add_argument("--mode", choices=MODES, default=defaults.mode,
                           help="free-text greedy answers, or options scored by log-likelihood")
     evaluate.add_argument("--workers", type=_positive_int, default=1, help="Ray workers sharing the questions")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=16, help="questions per forward pass")
-    evaluate.add_argument("--limit", type=_positive_int, default=None, help="first N questions per benchmark")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
+                          help="questions per forward pass")
+    evaluate.add_argument("--limit", type=_positive_int, default=defaults.limit,
+                          help="first N questions per benchmark")
     evaluate.add_argument("--gpu", action="store_true", help="one GPU per worker")
     evaluate.set_defaults(func=cmd_eval)
 
+
+def _add_search(commands) -> None:
     search = commands.add_parser("search", help="search layer subsets and connectors (Ray Tune + Optuna + ASHA)")
     search.add_argument("--space", type=resolve_local, required=True, help="a search space YAML (see search_spaces/)")
     search.add_argument("--out", type=resolve_local, required=True,
@@ -280,9 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a space key, e.g. --set budget.trials=4 (repeatable)")
     search.set_defaults(func=cmd_search)
 
+
+def _add_demo(commands) -> None:
     demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS, search, report")
     demo.add_argument("--out", type=resolve_local, default="runs/demo", help="folder for everything the demo writes")
-    demo.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo", help="world size preset")
+    demo.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo",
+                      help="world size preset (tiny: a 2-minute check that everything is wired up)")
     demo.add_argument("--seed", type=int, default=0, help="world seed")
     demo.add_argument("--trials", type=_positive_int, default=None, help="search trials (default: demo.yaml's)")
     demo.add_argument("--encoder-steps", type=_positive_int, default=200,
@@ -291,6 +349,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="encoder pretraining time cap (default 300 s, so the demo stays near 15 minutes on a "
                            "slow machine)")
     demo.set_defaults(func=cmd_demo)
+
+
+def _add_config_schema(commands) -> None:
+    from raylayers.config import SCHEMAS
+
+    schema = commands.add_parser("config-schema", help="write the JSON Schema of a config, for editors")
+    schema.add_argument("kind", choices=sorted(SCHEMAS), help="train (a --config YAML) or search (a --space YAML)")
+    schema.add_argument("--out", type=resolve_local, default=None, help="file to write (default: standard output)")
+    schema.set_defaults(func=cmd_config_schema)
+
+
+def _choices(section, field: str) -> list:
+    """The values a `Literal` field of a config section allows (the config is their one owner)."""
+    return list(typing.get_args(section.model_fields[field].annotation))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="raylayers", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_OneLineParser)
+    for add in (_add_world, _add_pretrain, _add_lrs, _add_train, _add_export, _add_eval, _add_search, _add_demo,
+                _add_config_schema):
+        add(commands)
     return parser
 
 

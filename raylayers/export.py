@@ -17,16 +17,10 @@ from raylayers.errors import UserError
 
 
 def exportable(model) -> str | None:
-    """None when transformers' LLaVA can express the connector, else why not."""
-    spec = model.spec
-    if spec.name == "mlp2x_gelu" or (spec.name == "concat" and spec.projector == "mlp2x_gelu"):
-        pass
-    elif spec.name == "concat":
-        return "transformers' LLaVA projector is Linear-GELU-Linear; this concat uses a single linear projector"
-    else:
-        return (f"connector '{spec.name}' has no equivalent in transformers' LlavaForConditionalGeneration, "
-                "which takes one layer or a channel-concat of layers into a Linear-GELU-Linear projector "
-                "(exportable: mlp2x_gelu, concat with projector mlp2x_gelu)")
+    """None when transformers' LLaVA can express the model, else why not (the connector says for itself)."""
+    reason = type(model.connector).export_refusal(model.spec)
+    if reason:
+        return reason
     if type(model.tower.model).__name__ not in ("CLIPVisionModel", "SiglipVisionModel"):
         return f"vision tower {type(model.tower.model).__name__} is not supported by the HF export"
     return None

@@ -13,16 +13,16 @@ Saved as a folder: `raylayers_model.json` (what to rebuild), `connector.safetens
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from raylayers.config import ModelConfig
-from raylayers.connectors import ConnectorSpec, build_connector, connector_class
+from raylayers.connectors import ConnectorSpec, build_connector
 from raylayers.encoders import VisionTower, quiet_transformers
 from raylayers.errors import UserError
+from raylayers.layers import resolve_layers
 from raylayers.tokenizer import IMAGE_TOKEN
 
 MODEL_FILE = "raylayers_model.json"
@@ -76,9 +76,13 @@ def _decoder_blocks(lm) -> nn.ModuleList:
 
 
 def resolve_model_layers(config: ModelConfig, num_encoder_layers: int) -> list[int]:
-    """The configured layers, or for `concat` without layers one representative per LRS group."""
-    if config.layers or config.connector != "concat" or not config.lrs:
-        return list(config.layers)
+    """The configured layers as positive numbers, checked against the encoder's depth (the one place a model's
+    layer numbers are resolved); for `concat` without layers, one representative per LRS group; empty: the
+    connector's default."""
+    if config.layers:
+        return resolve_layers(config.layers, num_encoder_layers)
+    if config.connector != "concat" or not config.lrs:
+        return []
     from raylayers.lrs import load_lrs
 
     lrs = load_lrs(config.lrs)
@@ -102,9 +106,9 @@ class LlavaLayers(nn.Module):
         self.spec = spec
         self.image_token_id = image_token_id
         self.config = config
-        self.vision_layers = connector_class(spec.name).required_layers(spec)
+        self.vision_layers = type(connector).required_layers(spec.layers, spec.num_encoder_layers)
         self._additions: dict[int, torch.Tensor] = {}
-        if spec.name == "internal_direct":
+        if type(connector).adds_inside_lm:
             for index, block in enumerate(_decoder_blocks(lm)):
                 block.register_forward_pre_hook(self._add_hook(index), with_kwargs=True)
 
@@ -123,7 +127,6 @@ class LlavaLayers(nn.Module):
             num_encoder_layers=tower.num_layers, layers=resolve_model_layers(config, tower.num_layers),
             projector=config.projector, grid=grid, num_llm_layers=text_config.num_hidden_layers,
             options=dict(config.connector_options))
-        connector_class(spec.name)  # unknown names fail here, naming the valid ones
         torch.manual_seed(seed)
         connector = build_connector(spec)
         if config.gradient_checkpointing:
@@ -182,7 +185,7 @@ class LlavaLayers(nn.Module):
                 raise ValueError(f"{int(mask.sum())} image tokens in the batch but no image features")
             return embeds
         output = self.connector({k: v.to(embeds.dtype) for k, v in features.items()})
-        visual, additions = output if isinstance(output, tuple) else (output, {})
+        visual, additions = output.tokens, output.additions
         if int(mask.sum()) != visual.shape[0] * visual.shape[1]:
             raise ValueError(f"image features {visual.shape[0] * visual.shape[1]} vs image tokens {int(mask.sum())}")
         embeds = embeds.masked_scatter(mask.unsqueeze(-1), visual.to(embeds.dtype))
@@ -233,7 +236,7 @@ class LlavaLayers(nn.Module):
             self.lm.save_pretrained(folder / "lm")
             lm_source = "lm"
         tokenizer.save_pretrained(folder / "tokenizer")
-        meta = {"model": {**asdict(self.config), "layers": self.spec.layers}, "lm_source": lm_source,
+        meta = {"model": {**self.config.model_dump(), "layers": self.spec.layers}, "lm_source": lm_source,
                 **self.metadata()}
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         return folder

@@ -14,21 +14,16 @@ rule, owned here and nowhere else:
 - in a benchmark list (`--bench`, `objective.bench`), a bare name that is not a local folder (`count`, `world`)
   stays a name: it is looked up in the demo world.
 
-Config fields say what they hold with `path_field(kind)`; `resolve_paths(config)` applies the rule to every such
-field of a config tree, and the command line uses the same functions as argparse types. On a cluster, the paths
-must also exist on every node: use shared absolute paths (NFS) or URIs.
+Config fields say what they hold with a typed path (`raylayers.config.base`: `LocalPath`, `ModelSource`,
+`BenchList`, `RecipeRef`), which these functions resolve when a config is validated; the command line uses them as
+argparse types. Resolving an absolute path again changes nothing, so a config validated again in a worker keeps its
+paths. On a cluster, the paths must also exist on every node: use shared absolute paths (NFS) or URIs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-
-LOCAL = "local"  # a local path (or a URI)
-MODEL = "model"  # a local path, a URI or a Hugging Face hub id
-BENCH = "bench"  # a comma-separated list of benchmark folders or world task names
-RECIPE = "recipe"  # a YAML file, or the name of a shipped recipe (`demo`)
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -82,30 +77,3 @@ def resolve_recipe(value: str | None) -> str | None:
         return None
     is_name = os.sep not in value and not value.endswith((".yaml", ".yml")) and not os.path.exists(value)
     return value if is_name else resolve_local(value)
-
-
-RESOLVERS = {LOCAL: resolve_local, MODEL: resolve_model, BENCH: resolve_bench, RECIPE: resolve_recipe}
-
-
-def path_field(kind: str, **field_options):
-    """A dataclass field holding a path of `kind` (LOCAL, MODEL, BENCH or RECIPE); `resolve_paths` resolves it."""
-    if kind not in RESOLVERS:
-        raise ValueError(f"unknown path kind '{kind}'")
-    return dataclasses.field(metadata={"path": kind}, **field_options)
-
-
-def resolve_paths(config):
-    """A copy of a config tree (dataclasses) with every `path_field` resolved by the rule of the module docstring.
-
-    Idempotent: a resolved config comes back unchanged, so resolving again where the config arrives is harmless.
-    """
-    changes = {}
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        kind = field.metadata.get("path")
-        if kind is not None:
-            changes[field.name] = RESOLVERS[kind](value)
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            changes[field.name] = resolve_paths(value)
-    return dataclasses.replace(config, **changes)
-

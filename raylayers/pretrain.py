@@ -14,67 +14,12 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
+from raylayers.config import PretrainConfig, pretrain_config
 from raylayers.errors import UserError
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Settings for the offline CLIP and the LM config that come with it; every default lives here."""
-
-    vision_layers: int = 12
-    """Vision transformer blocks (12 gives LRS structure to find)."""
-    vision_width: int = 96
-    """Vision hidden size."""
-    vision_heads: int = 4
-    """Vision attention heads."""
-    patch_size: int = 8
-    """Patch size in pixels; the image size comes from the world."""
-    text_layers: int = 3
-    """Text transformer blocks."""
-    text_width: int = 96
-    """Text hidden size."""
-    text_heads: int = 4
-    """Text attention heads."""
-    projection_dim: int = 64
-    """Shared image-text embedding size."""
-    max_text_tokens: int = 64
-    """Captions longer than this are truncated."""
-    batch_size: int = 128
-    """Image-caption pairs per contrastive batch."""
-    learning_rate: float = 1e-3
-    """Peak AdamW learning rate (linear warm-up, cosine decay)."""
-    weight_decay: float = 0.05
-    """AdamW weight decay."""
-    epochs: int = 40
-    """Passes over the training captions (stops earlier when `max_seconds` runs out)."""
-    max_seconds: float = 270.0
-    """Wall-clock budget for the training loop."""
-    max_steps: int | None = None
-    """Stop after this many optimiser steps. The learning-rate schedule then follows steps only, so the run does not
-    depend on the machine's speed (`max_seconds` stays a safety cap); unset, it follows steps or seconds, whichever
-    runs out first."""
-    seed: int = 0
-    """Seed for initialisation and batch order."""
-    lm_layers: int = 4
-    """Blocks of the small Llama LM config written to lm/."""
-    lm_width: int = 128
-    """Hidden size of the small Llama LM."""
-    lm_heads: int = 4
-    """Attention heads of the small Llama LM."""
-
-
-# Presets by world scale: tests run the tiny one in seconds.
-PRESETS = {
-    "tiny": PretrainConfig(vision_layers=4, vision_width=32, vision_heads=4, text_layers=2, text_width=32,
-                           projection_dim=32, batch_size=16, epochs=4, max_seconds=60.0, lm_layers=2, lm_width=32),
-    "demo": PretrainConfig(),
-    "full": PretrainConfig(vision_width=128, text_width=128, epochs=30, max_seconds=1800.0),
-}
 
 
 def _read_caption_records(path: Path) -> list[tuple[str, str]]:
@@ -155,8 +100,9 @@ def retrieval_accuracy(model, pixels: torch.Tensor, captions: list[str], tokeniz
 
 
 def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig | None = None,
-                     progress: bool = True, log=print) -> dict:
-    """Train the world's CLIP, save encoder + processor + tokenizer + LM config; returns the pretrain.json dict."""
+                     overrides: dict | None = None, progress: bool = True, log=print) -> dict:
+    """Train the world's CLIP, save encoder + processor + tokenizer + LM config; returns the pretrain.json dict.
+    Without `config`, the preset of the world's scale with `overrides` (`raylayers.config.pretrain_config`)."""
     from tqdm import tqdm
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, LlamaConfig
 
@@ -168,7 +114,7 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
     if not meta_path.is_file():
         raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
     meta = json.loads(meta_path.read_text())
-    config = config or PRESETS.get(meta.get("scale"), PretrainConfig())
+    config = config or pretrain_config(meta.get("scale"), **(overrides or {}))
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     image_size = int(meta["image_size"])
@@ -251,7 +197,7 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
     lm_config.save_pretrained(out / "lm")
     tokenizer.save_pretrained(out / "lm")
     report = {
-        "world": str(world), "scale": meta.get("scale"), "config": asdict(config), "steps": step,
+        "world": str(world), "scale": meta.get("scale"), "config": config.model_dump(), "steps": step,
         "epochs_completed": round(step / steps_per_epoch, 2), "stopped_by_time_budget": out_of_time,
         "train_seconds": round(train_seconds, 1), "torch_threads": torch.get_num_threads(),
         "final_loss": losses[-1] if losses else None, "loss_curve": losses[:: max(1, len(losses) // 200)],
@@ -279,11 +225,3 @@ def lr_schedule(config: PretrainConfig, planned: int, total_steps: int):
         return config.learning_rate * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return learning_rate
-
-
-def config_with(config: PretrainConfig, **overrides) -> PretrainConfig:
-    """A copy with some fields changed; unknown names are an error that names them."""
-    unknown = sorted(set(overrides) - set(PretrainConfig.__dataclass_fields__))
-    if unknown:
-        raise UserError(f"unknown pretrain setting(s): {', '.join(unknown)}")
-    return replace(config, **overrides)

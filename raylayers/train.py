@@ -32,9 +32,8 @@ from pathlib import Path
 
 import torch
 
-from raylayers.config import StageConfig, TrainConfig, from_dict, to_dict
+from raylayers.config import StageConfig, TrainConfig, dump_yaml
 from raylayers.errors import UserError, user_error_in
-from raylayers.paths import resolve_paths
 
 STATE_FILE = "state.json"
 DIVERGED_FILE = "diverged.json"
@@ -381,7 +380,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     from raylayers.data import ConversationEncoder
     from raylayers.model import LlavaLayers, lm_has_weights, load_tokenizer
 
-    config = from_dict(TrainConfig, loop_config["config"])
+    config = TrainConfig.model_validate(loop_config["config"])
     out = Path(loop_config["out"])
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
@@ -563,7 +562,7 @@ def check_before_launch(config: TrainConfig) -> dict:
     """
     from transformers import AutoConfig
 
-    from raylayers.connectors import ConnectorSpec, connector_class
+    from raylayers.connectors import connector_class
     from raylayers.encoders import _load_config, quiet_transformers
     from raylayers.model import load_tokenizer, resolve_model_layers
 
@@ -583,19 +582,8 @@ def check_before_launch(config: TrainConfig) -> dict:
     except (OSError, ValueError) as err:
         raise UserError(f"model.lm: cannot load '{config.model.lm}': {str(err).splitlines()[0][:200]}") from None
     load_tokenizer(config.model.lm, config.model.trust_remote_code)
-    spec = ConnectorSpec(name=config.model.connector, vision_dim=1, llm_dim=1, num_encoder_layers=depth,
-                         layers=resolve_model_layers(config.model, depth), projector=config.model.projector)
-    return {"encoder_layers": depth, "vision_layers": cls.required_layers(spec)}
-
-
-def _ray_init(num_cpus: int | None = None) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        kwargs = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count(),
-                                                      "include_dashboard": True, "dashboard_host": "127.0.0.1"}
-        ray.init(logging_level="ERROR", log_to_driver=os.environ.get("RAYLAYERS_RAY_LOGS", "0") == "1", **kwargs)
+    layers = resolve_model_layers(config.model, depth)
+    return {"encoder_layers": depth, "layers": layers, "vision_layers": cls.required_layers(layers, depth)}
 
 
 def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = False) -> dict:
@@ -603,14 +591,15 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from raylayers.ray_session import init_ray
+
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    # Workers run in their own working directories: every path must be absolute before it is shipped. Configs read
-    # by load_config already are (a no-op then); this covers configs built in Python by the caller.
-    config = resolve_paths(config)
-    checked = check_before_launch(config)
-    (out / "config.yaml").write_text(_yaml_dump(to_dict(config)))
-    _ray_init()
+    checked = check_before_launch(config)  # paths are absolute already: a config's paths resolve when it is made
+    # the layers resolved once, against the encoder's depth: workers and the saved config carry positive numbers
+    config = config.model_copy(update={"model": config.model.model_copy(update={"layers": checked["layers"]})})
+    (out / "config.yaml").write_text(dump_yaml(config))
+    init_ray()
     hardware = config.resources
     storage = hardware.storage_path or out / "ray"  # an absolute local path, or a URI such as s3://bucket/prefix
     callbacks = []
@@ -619,7 +608,7 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     threads = max(1, hardware.cpus_per_worker)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": to_dict(config), "out": str(out), "threads_per_worker": threads},
+        train_loop_config={"config": config.model_dump(), "out": str(out), "threads_per_worker": threads},
         scaling_config=ray.train.ScalingConfig(num_workers=hardware.num_workers, use_gpu=hardware.use_gpu,
                                                resources_per_worker={"CPU": hardware.cpus_per_worker}),
         torch_config=TorchConfig(backend="nccl" if hardware.use_gpu else "gloo"),
@@ -665,9 +654,3 @@ def _probe_to_tune_callback():
             super().after_report(run_context, [first, *metrics[1:]], checkpoint)
 
     return ProbeToTune()
-
-
-def _yaml_dump(data: dict) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False)

@@ -80,12 +80,12 @@ def image_folder(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_stack(tmp_path_factory):
     """A tiny world, and a tiny encoder + LM config + tokenizer pretrained on it (one epoch): the offline stack."""
-    from raylayers.pretrain import PRESETS, config_with, pretrain_encoder
+    from raylayers.pretrain import pretrain_encoder
     from raylayers.world import build_world
 
     root = tmp_path_factory.mktemp("stack")
     build_world(root / "world", seed=5, scale="tiny", progress=False)
-    pretrain_encoder(root / "world", root / "encoder", config=config_with(PRESETS["tiny"], epochs=1),
+    pretrain_encoder(root / "world", root / "encoder", overrides={"epochs": 1},
                      progress=False, log=lambda _: None)
     return root
 

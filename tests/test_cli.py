@@ -12,7 +12,8 @@ import pytest
 from raylayers.cli import build_parser, main
 from raylayers.search.results import read_results
 
-COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "eval", "search", "export", "demo"]  # DESIGN.md, all of them
+# DESIGN.md's command list, all of them, plus config-schema (JSON Schema of the configs, for editors)
+COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "eval", "search", "export", "demo", "config-schema"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -26,6 +27,21 @@ def test_every_subcommand_has_help(command, capsys):
 def test_parser_knows_exactly_the_documented_commands():
     subparsers = next(a for a in build_parser()._actions if a.dest == "command")
     assert sorted(subparsers.choices) == sorted(COMMANDS)
+
+
+def test_config_schema_documents_every_key(capsys, tmp_path):
+    assert main(["config-schema", "train"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "TrainConfig" and set(schema["required"]) == {"model", "data"}
+    assert schema["$defs"]["ModelConfig"]["properties"]["encoder"]["description"].startswith("Vision encoder")
+    assert schema["$defs"]["StageConfig"]["properties"]["template"]["enum"] == ["plain", "chat"]
+    assert main(["config-schema", "search", "--out", str(tmp_path / "search.json")]) == 0
+    search = json.loads((tmp_path / "search.json").read_text())
+    for whole in (schema, search):
+        for definition in (whole, *whole["$defs"].values()):
+            for key, field in definition["properties"].items():  # a docstring per field: the schema's description
+                section = whole["$defs"].get(field.get("$ref", "").rpartition("/")[2], {})
+                assert field.get("description") or section.get("description"), (definition["title"], key)
 
 
 @pytest.fixture(scope="module")

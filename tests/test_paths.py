@@ -7,7 +7,7 @@ import pytest
 
 from raylayers.cli import build_parser
 from raylayers.config import TrainConfig, load_config
-from raylayers.paths import resolve_bench, resolve_local, resolve_model, resolve_paths, resolve_recipe
+from raylayers.paths import resolve_bench, resolve_local, resolve_model, resolve_recipe
 from raylayers.search.space import load_search_config
 
 
@@ -68,7 +68,7 @@ def test_a_train_config_keeps_pointing_at_the_users_files_after_a_change_of_dire
     assert config.deepspeed.config == str(started_in / "ds.json")
     assert config.resources.storage_path == "s3://bucket/runs"
     assert config.data.image_folder is None
-    assert resolve_paths(config) == config  # resolving again, anywhere, changes nothing
+    assert TrainConfig.model_validate(config.model_dump()) == config  # validating again, anywhere, changes nothing
     assert recipe.is_file()
 
 

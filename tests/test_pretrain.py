@@ -4,7 +4,8 @@ import math
 import pytest
 
 from raylayers.errors import UserError
-from raylayers.pretrain import PRESETS, config_with, lr_schedule, pretrain_encoder
+from raylayers.config import PRESETS, pretrain_config
+from raylayers.pretrain import lr_schedule, pretrain_encoder
 from raylayers.world import build_world
 
 
@@ -16,7 +17,7 @@ def tiny_world(tmp_path_factory):
 
 
 def test_pretraining_lowers_the_loss_and_reports_retrieval(tiny_world, tmp_path):
-    config = config_with(PRESETS["tiny"], epochs=6)
+    config = pretrain_config("tiny", epochs=6)
     report = pretrain_encoder(tiny_world, tmp_path / "enc", config=config, progress=False, log=lambda _: None)
     curve = report["loss_curve"]
     assert report["steps"] == 6 * (48 // config.batch_size)
@@ -30,13 +31,15 @@ def test_pretraining_lowers_the_loss_and_reports_retrieval(tiny_world, tmp_path)
 
 
 def test_unknown_setting_is_named():
-    with pytest.raises(UserError, match="unknown pretrain setting.*bogus"):
-        config_with(PRESETS["tiny"], bogus=1)
+    with pytest.raises(UserError, match="unknown key 'bogus' in pretrain settings"):
+        pretrain_config("tiny", bogus=1)
+    with pytest.raises(UserError, match="'epochs' in pretrain settings: input should be greater than 0"):
+        pretrain_config("tiny", epochs=0)
 
 
 def test_the_schedule_ignores_the_clock_only_under_a_step_budget():
-    timed = lr_schedule(config_with(PRESETS["demo"], max_seconds=200.0), planned=920, total_steps=920)
-    stepped = lr_schedule(config_with(PRESETS["demo"], max_steps=200), planned=920, total_steps=200)
+    timed = lr_schedule(pretrain_config("demo", max_seconds=200.0), planned=920, total_steps=920)
+    stepped = lr_schedule(pretrain_config("demo", max_steps=200), planned=920, total_steps=200)
     assert timed(100, 150.0) < timed(100, 1.0)  # a time budget decays with the clock
     assert stepped(100, 150.0) == stepped(100, 1.0) == stepped(100, 1e6)
     peak = PRESETS["demo"].learning_rate
@@ -49,7 +52,7 @@ def test_the_schedule_ignores_the_clock_only_under_a_step_budget():
 def test_a_step_budget_stops_there_and_two_runs_give_the_same_weights(tiny_world, tmp_path):
     from safetensors.torch import load_file
 
-    config = config_with(PRESETS["tiny"], epochs=6, max_steps=5)
+    config = pretrain_config("tiny", epochs=6, max_steps=5)
     reports = [pretrain_encoder(tiny_world, tmp_path / name, config=config, progress=False, log=lambda _: None)
                for name in ("a", "b")]
     assert [r["steps"] for r in reports] == [5, 5] and not reports[0]["stopped_by_time_budget"]

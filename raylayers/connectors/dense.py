@@ -15,31 +15,33 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from raylayers.connectors.base import ConnectorSpec, deepest_and_rest, penultimate, projector
-
-
-def _base_and_extras(spec: ConnectorSpec) -> tuple[int, list[int]]:
-    return deepest_and_rest(spec, lambda depth: {max(1, round(depth / 3) - 1), max(1, round(2 * depth / 3) - 1)})
+from raylayers.connectors.base import Connector, ConnectorSpec, deepest_and_rest, penultimate, projector
 
 
-class DenseSTI(nn.Module):
+def base_and_extras(layers: list[int], depth: int) -> tuple[int, list[int]]:
+    """STI and SCI: the deepest selected layer and the others; by default the paper's hs[7] and hs[15] scaled."""
+    return deepest_and_rest(layers, depth, lambda d: {max(1, round(d / 3) - 1), max(1, round(2 * d / 3) - 1)})
+
+
+class DenseSTI(Connector):
+    name = "dense_sti"
+
     def __init__(self, spec: ConnectorSpec):
         super().__init__()
-        self.base, self.extras = _base_and_extras(spec)
+        self.base, self.extras = base_and_extras(spec.layers, spec.num_encoder_layers)
         self.stride = int(spec.option("pool_stride", 8))
         self.proj = projector("mlp2x_gelu", spec.vision_dim, spec.llm_dim)
 
-    @staticmethod
-    def required_layers(spec: ConnectorSpec) -> list[int]:
-        base, extras = _base_and_extras(spec)
+    @classmethod
+    def required_layers(cls, layers: list[int], depth: int) -> list[int]:
+        base, extras = base_and_extras(layers, depth)
         return [*extras, base]
 
     def num_tokens(self, num_patches: int) -> int:
         return num_patches + len(self.extras) * math.ceil(num_patches / self.stride)
 
-    def forward(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+    def project(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
         tokens = [features[self.base]]  # (B, N, D)
         for layer in self.extras:
             pooled = F.avg_pool1d(features[layer].transpose(1, 2), self.stride, self.stride, ceil_mode=True)
@@ -47,49 +49,50 @@ class DenseSTI(nn.Module):
         return self.proj(torch.cat(tokens, dim=1))  # (B, N + k * ceil(N / stride), llm_dim)
 
 
-class DenseSCI(nn.Module):
+class DenseSCI(Connector):
+    name = "dense_sci"
+
     def __init__(self, spec: ConnectorSpec):
         super().__init__()
-        self.base, self.extras = _base_and_extras(spec)
+        self.base, self.extras = base_and_extras(spec.layers, spec.num_encoder_layers)
         self.proj = projector("mlp2x_gelu", spec.vision_dim * (1 + len(self.extras)), spec.llm_dim)
 
-    required_layers = DenseSTI.required_layers
+    @classmethod
+    def required_layers(cls, layers: list[int], depth: int) -> list[int]:
+        base, extras = base_and_extras(layers, depth)
+        return [*extras, base]
 
-    def num_tokens(self, num_patches: int) -> int:
-        return num_patches
-
-    def forward(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+    def project(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
         fused = torch.cat([features[self.base], *(features[layer] for layer in self.extras)], dim=-1)  # (B,N,D*3)
         return self.proj(fused)
 
 
-def _dci_halves(spec: ConnectorSpec) -> tuple[list[int], list[int]]:
-    depth = spec.num_encoder_layers  # hs[0 .. L/2-1] and hs[L/2 .. L-1]: layer 0 is the embedding output
+def dci_halves(depth: int) -> tuple[list[int], list[int]]:
+    """hs[0 .. L/2-1] and hs[L/2 .. L-1] (layer 0 is the embedding output)."""
     half = depth // 2
     return list(range(0, half)), list(range(half, depth))
 
 
-def _dci_base(spec: ConnectorSpec) -> int:
+def dci_base(layers: list[int], depth: int) -> int:
     """DCI's base layer: the deepest selected one, or the penultimate (the halves are fixed by the depth)."""
-    return max(spec.resolved_layers(), default=penultimate(spec.num_encoder_layers))
+    return max(layers, default=penultimate(depth))
 
 
-class DenseDCI(nn.Module):
+class DenseDCI(Connector):
+    name = "dense_dci"
+
     def __init__(self, spec: ConnectorSpec):
         super().__init__()
-        self.base = _dci_base(spec)
-        self.low, self.high = _dci_halves(spec)
+        self.base = dci_base(spec.layers, spec.num_encoder_layers)
+        self.low, self.high = dci_halves(spec.num_encoder_layers)
         self.proj = projector("mlp2x_gelu", spec.vision_dim * 3, spec.llm_dim)
 
-    @staticmethod
-    def required_layers(spec: ConnectorSpec) -> list[int]:
-        low, high = _dci_halves(spec)
-        return sorted({*low, *high, _dci_base(spec)})
+    @classmethod
+    def required_layers(cls, layers: list[int], depth: int) -> list[int]:
+        low, high = dci_halves(depth)
+        return sorted({*low, *high, dci_base(layers, depth)})
 
-    def num_tokens(self, num_patches: int) -> int:
-        return num_patches
-
-    def forward(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+    def project(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
         low = torch.stack([features[layer] for layer in self.low]).mean(0)  # (B, N, D)
         high = torch.stack([features[layer] for layer in self.high]).mean(0)
         return self.proj(torch.cat([features[self.base], low, high], dim=-1))  # (B, N, D * 3) -> llm_dim

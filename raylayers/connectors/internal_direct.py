@@ -12,20 +12,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raylayers.connectors.base import ConnectorSpec, deepest_and_rest, projector
+from raylayers.connectors.base import Connector, ConnectorOutput, ConnectorSpec, deepest_and_rest, projector
 from raylayers.errors import UserError
 
 
-def _base_and_extras(spec: ConnectorSpec) -> tuple[int, list[int]]:
-    return deepest_and_rest(spec, lambda depth: {max(1, round(depth / 4)), max(1, round(depth / 2))})
+def base_and_extras(layers: list[int], depth: int) -> tuple[int, list[int]]:
+    """The deepest selected layer (tokens) and the others (added inside the LLM); by default L/4 and L/2."""
+    return deepest_and_rest(layers, depth, lambda d: {max(1, round(d / 4)), max(1, round(d / 2))})
 
 
-class InternalDirectConnector(nn.Module):
+class InternalDirectConnector(Connector):
+    name = "internal_direct"
+    adds_inside_lm = True
+
     def __init__(self, spec: ConnectorSpec):
         super().__init__()
         if spec.num_llm_layers < 1:
             raise UserError("connector 'internal_direct' needs the LLM depth (num_llm_layers)")
-        self.base, self.extras = _base_and_extras(spec)
+        self.base, self.extras = base_and_extras(spec.layers, spec.num_encoder_layers)
         self.proj = projector(spec.projector, spec.vision_dim, spec.llm_dim)
         self.extra_mlps = nn.ModuleList()
         for _ in self.extras:
@@ -36,19 +40,16 @@ class InternalDirectConnector(nn.Module):
         depth, llm_depth = spec.num_encoder_layers, spec.num_llm_layers
         self.target_llm_layers = [min(llm_depth - 1, layer * llm_depth // depth) for layer in self.extras]
 
-    @staticmethod
-    def required_layers(spec: ConnectorSpec) -> list[int]:
-        base, extras = _base_and_extras(spec)
+    @classmethod
+    def required_layers(cls, layers: list[int], depth: int) -> list[int]:
+        base, extras = base_and_extras(layers, depth)
         return [*extras, base]
 
-    def num_tokens(self, num_patches: int) -> int:
-        return num_patches
-
-    def forward(self, features: dict[int, torch.Tensor]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """(tokens (B, N, llm_dim), {LLM block index: addition (B, N, llm_dim) for the image-token positions})."""
+    def forward(self, features: dict[int, torch.Tensor]) -> ConnectorOutput:
+        """Tokens (B, N, llm_dim) and {LLM block index: addition (B, N, llm_dim) for the image-token positions}."""
         tokens = self.proj(features[self.base])
         additions: dict[int, torch.Tensor] = {}
         for layer, mlp, target in zip(self.extras, self.extra_mlps, self.target_llm_layers):
             addition = mlp(features[layer])
             additions[target] = additions[target] + addition if target in additions else addition
-        return tokens, additions
+        return ConnectorOutput(tokens, additions)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raylayers.connectors.base import ConnectorSpec, deepest_and_rest, penultimate, projector
+from raylayers.connectors.base import Connector, ConnectorSpec, deepest_and_rest, penultimate, projector
 from raylayers.errors import UserError
 
 
@@ -30,9 +30,9 @@ def default_mmfuser_layers(depth: int) -> tuple[int, list[int]]:
     return query, [layer for layer in keys if layer < query]
 
 
-def _query_and_levels(spec: ConnectorSpec) -> tuple[int, list[int]]:
-    query, levels = deepest_and_rest(spec, lambda depth: default_mmfuser_layers(depth)[1])
-    layers = spec.resolved_layers()
+def query_and_levels(layers: list[int], depth: int) -> tuple[int, list[int]]:
+    """The deep query layer and the shallower levels it attends to."""
+    query, levels = deepest_and_rest(layers, depth, lambda d: default_mmfuser_layers(d)[1])
     if not levels:
         raise UserError(f"connector 'mmfuser' needs at least two layers (a deep query and shallower levels), "
                         f"got {layers}")
@@ -97,10 +97,12 @@ class DeformableAttention(nn.Module):
         return self.output_proj(output)
 
 
-class MMFuserConnector(nn.Module):
+class MMFuserConnector(Connector):
+    name = "mmfuser"
+
     def __init__(self, spec: ConnectorSpec):
         super().__init__()
-        self.query_layer, self.levels = _query_and_levels(spec)
+        self.query_layer, self.levels = query_and_levels(spec.layers, spec.num_encoder_layers)
         if spec.grid[0] * spec.grid[1] == 0:
             raise UserError("connector 'mmfuser' needs the encoder's patch grid")
         self.grid = tuple(spec.grid)
@@ -116,15 +118,12 @@ class MMFuserConnector(nn.Module):
         self.refine_gate = nn.Parameter(torch.zeros(dim))
         self.proj = projector("mlp2x_gelu", dim, spec.llm_dim)
 
-    @staticmethod
-    def required_layers(spec: ConnectorSpec) -> list[int]:
-        query, levels = _query_and_levels(spec)
+    @classmethod
+    def required_layers(cls, layers: list[int], depth: int) -> list[int]:
+        query, levels = query_and_levels(layers, depth)
         return [*levels, query]
 
-    def num_tokens(self, num_patches: int) -> int:
-        return num_patches
-
-    def forward(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+    def project(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
         deep = features[self.query_layer]  # (B, N, D)
         levels = [self.level_norm(features[layer]) for layer in self.levels]
         fused = deep + self.cross_gate * self.cross(self.query_norm(deep), levels, self.grid)

@@ -8,28 +8,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from raylayers.connectors.base import ConnectorSpec, projector
+from raylayers.connectors.base import Connector, ConnectorSpec, projector
 
 
-class ScalarMixConnector(nn.Module):
+class ScalarMixConnector(Connector):
+    name = "scalar_mix"
+
     def __init__(self, spec: ConnectorSpec):
         super().__init__()
-        self.layers = self.required_layers(spec)
+        self.layers = self.required_layers(spec.layers, spec.num_encoder_layers)
         self.weights = nn.Parameter(torch.zeros(len(self.layers)))
         self.gamma = nn.Parameter(torch.ones(1))  # shape (1,): DeepSpeed cannot broadcast 0-dim parameters
         self.proj = projector(spec.projector, spec.vision_dim, spec.llm_dim)
 
-    @staticmethod
-    def required_layers(spec: ConnectorSpec) -> list[int]:
-        return sorted(spec.resolved_layers() or range(1, spec.num_encoder_layers + 1))
-
-    def num_tokens(self, num_patches: int) -> int:
-        return num_patches
+    @classmethod
+    def required_layers(cls, layers: list[int], depth: int) -> list[int]:
+        return sorted(layers or range(1, depth + 1))
 
     def mixing_weights(self) -> torch.Tensor:
         return torch.softmax(self.weights, dim=0)
 
-    def forward(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+    def project(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
         stacked = torch.stack([features[layer] for layer in self.layers])  # (k, B, N, D)
         mixed = self.gamma * torch.einsum("k,kbnd->bnd", self.mixing_weights().to(stacked.dtype), stacked)
         return self.proj(mixed)  # (B, N, llm_dim)

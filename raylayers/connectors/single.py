@@ -3,38 +3,38 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from raylayers.connectors.base import ConnectorSpec, penultimate, projector
+from raylayers.connectors.base import Connector, ConnectorSpec, penultimate, projector
 from raylayers.errors import UserError
 
 
-class _SingleLayer(nn.Module):
-    kind = "linear"
+class _SingleLayer(Connector):
+    max_layers = 1
 
     def __init__(self, spec: ConnectorSpec):
         super().__init__()
-        (self.layer,) = self.required_layers(spec)
-        self.proj = projector(self.kind, spec.vision_dim, spec.llm_dim)
+        (self.layer,) = self.required_layers(spec.layers, spec.num_encoder_layers)
+        self.proj = projector(self.name, spec.vision_dim, spec.llm_dim)
 
     @classmethod
-    def required_layers(cls, spec: ConnectorSpec) -> list[int]:
-        layers = spec.resolved_layers() or [penultimate(spec.num_encoder_layers)]
+    def required_layers(cls, layers: list[int], depth: int) -> list[int]:
+        layers = layers or [penultimate(depth)]
         if len(layers) != 1:
-            raise UserError(f"connector '{spec.name}' takes exactly one layer, got {layers} "
+            raise UserError(f"connector '{cls.name}' takes exactly one layer, got {layers} "
                             "(use 'concat' or another fusion connector for several)")
-        return layers
+        return list(layers)
 
-    def num_tokens(self, num_patches: int) -> int:
-        return num_patches
-
-    def forward(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+    def project(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
         return self.proj(features[self.layer])  # (B, N, D) -> (B, N, llm_dim)
 
 
 class LinearConnector(_SingleLayer):
-    kind = "linear"
+    name = "linear"
 
 
 class MLPConnector(_SingleLayer):
-    kind = "mlp2x_gelu"
+    name = "mlp2x_gelu"
+
+    @classmethod
+    def export_refusal(cls, spec: ConnectorSpec) -> str | None:
+        return None  # transformers' LLaVA projector is exactly Linear-GELU-Linear on one layer

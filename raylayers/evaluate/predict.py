@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from raylayers.config import MODES
 from raylayers.errors import UserError
 
-MODES = ("greedy", "likelihood")
 MAX_NEW_TOKENS = {"multiple_choice": 4, "yes_no": 4, "short": 12}
 
 
@@ -39,16 +39,16 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def _template_of(model_folder: Path) -> tuple[str, int]:
-    """The stage-2 chat template and max_length of the run that wrote the checkpoint (defaults: chat, 2048)."""
-    import yaml
+    """The last stage's template and the max_length of the run that wrote the checkpoint (its config.yaml); without
+    one, the defaults of a TrainConfig's stage 2 and data."""
+    from raylayers.config import DataConfig, TrainConfig, load_config
 
     config_file = model_folder.parent / "config.yaml"
     if config_file.is_file():
-        config = yaml.safe_load(config_file.read_text()) or {}
-        stages = config.get("stages") or ["stage1", "stage2"]
-        last = config.get(stages[-1]) or {}
-        return last.get("template", "chat"), int((config.get("data") or {}).get("max_length", 2048))
-    return "chat", 2048
+        config = load_config(TrainConfig, config_file)
+        return config.stage(config.stages[-1]).template, config.data.max_length
+    stage2 = TrainConfig.model_fields["stage2"].get_default(call_default_factory=True)
+    return stage2.template, DataConfig.model_fields["max_length"].default
 
 
 class Predictor:

@@ -146,7 +146,8 @@ def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path
                         workers: int = 1, batch_size: int = 16, limit: int | None = None,
                         use_gpu: bool = False, weights: dict[str, float] | None = None) -> dict:
     """Answer every question of the benchmarks with the checkpoint and score them."""
-    from raylayers.evaluate.predict import MODES, Predictor, find_checkpoint
+    from raylayers.config import MODES
+    from raylayers.evaluate.predict import Predictor, find_checkpoint
 
     if mode not in MODES:
         raise UserError(f"unknown evaluation mode '{mode}' (valid: {', '.join(MODES)})")
@@ -174,9 +175,9 @@ def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path
     else:
         import ray
 
-        from raylayers.train import _ray_init
+        from raylayers.ray_session import init_ray
 
-        _ray_init()
+        init_ray()
         task = ray.remote(num_cpus=1 if not use_gpu else 0, num_gpus=1 if use_gpu else 0)(_predict_shard)
         pending = {}
         for bench, bench_folder in zip(benches, bench_folders):

@@ -24,6 +24,7 @@ from ray.tune.search.optuna import OptunaSearch
 from raylayers.search.space import Candidate, LayerSpace, prior_sample
 
 MAX_REPEATS_PER_SUGGESTION = 200
+COUNTERS_FILE = "searcher.json"
 
 
 class LayerSearcher(OptunaSearch):
@@ -129,6 +130,7 @@ class LayerSearcher(OptunaSearch):
             else:  # failed, or still running in another trial
                 self._ot_study.tell(ot_trial, state=TrialState.FAIL)
             self.repeats_answered += 1
+            self._write_counters()
         return None  # only repeats for now (others still running): Tune asks again later
 
     def _sync_known(self) -> None:
@@ -184,6 +186,22 @@ class LayerSearcher(OptunaSearch):
             self._completed_trials.add(trial_id)
         if key is not None:
             self.known[key] = (status, score)
+        self._write_counters()
+
+    # ---------------------------------------------------------------------------------------------- counters
+    def counters(self) -> dict:
+        """What the searcher did beyond launching trials (the search summary reports it)."""
+        return {"repeats_answered": self.repeats_answered, "configurations_known": len(self.known)}
+
+    def _write_counters(self) -> None:
+        """Keep `searcher.json` beside the results table current: whichever instance runs (a resumed search restores
+        its own), the summary reads the live counters from there."""
+        if self.results_path:
+            import json
+
+            from raylayers.files import write_text_atomic
+
+            write_text_atomic(Path(self.results_path).with_name(COUNTERS_FILE), json.dumps(self.counters()) + "\n")
 
     # ---------------------------------------------------------------------------------------------- state
     _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered")

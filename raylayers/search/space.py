@@ -1,15 +1,10 @@
-"""Search spaces: the YAML schema, validation that names the key, and the configurations a space holds.
+"""Search spaces: loading a space file, and the configurations a space holds.
 
-A space file has five sections (see search_spaces/*.yaml, each with the command that runs it in its header):
-- `base`: the training recipe every trial starts from (a shipped recipe name or a train YAML, plus overrides);
-- `lrs`: where the layer groups come from (an `lrs.json`, or images to compute it from first);
-- `space`: how many layers, from which groups (at most one per group by default), which connectors, and a few
-  training hyper-parameters;
-- `objective`: the benchmarks, answer mode and category weights (equal by default) of the score;
-- `budget`: trials, concurrency, searcher, early-stopping rungs, retries, seed.
+The schema of a space file, every key typed and documented, is `raylayers.config.search.SearchConfig`;
+`load_search_config` reads one and checks its connector names against the connector registry.
 
 A configuration is (layers, connector, hyper-parameters); `Candidate.key` names it uniquely, so a repeat is found
-by key. Layers are positive numbers (DESIGN.md).
+by key. Layers are positive numbers (ARCHITECTURE.md, "Layer numbers").
 
 LRS priors (the rule the README documents):
 1. the first trials are the usual default, the penultimate layer alone (first: ASHA never stops the first trial
@@ -29,223 +24,38 @@ import math
 import random
 from pathlib import Path
 
-from raylayers.config import from_dict, read_yaml
+from raylayers.config import SearchConfig, SpaceSection, load_config
 from raylayers.errors import UserError
-from raylayers.paths import BENCH, LOCAL, RECIPE, path_field, resolve_paths
-
-SEARCHERS = ("tpe", "random", "grid")
-SINGLE_CONNECTORS = ("linear", "mlp2x_gelu")
-
-
-# ================================================================================================ the schema
-@dataclasses.dataclass
-class BaseSection:
-    """The training recipe of every trial."""
-
-    config: str = path_field(RECIPE, default="demo")
-    """A shipped recipe name (demo, paper_mobilellama_1.4b) or a `raylayers train` YAML."""
-    set: dict = dataclasses.field(default_factory=dict)
-    """Overrides as `key.path: value` (the same keys as `raylayers train --set`)."""
-
-
-@dataclasses.dataclass
-class LRSSection:
-    """The layer groups."""
-
-    file: str | None = path_field(LOCAL, default=None)
-    """An lrs.json written by `raylayers lrs`; computed into it first when missing and `images` is given."""
-    images: str | None = path_field(LOCAL, default=None)
-    """Images to compute the LRS from (folder, LLaVA json or benchmark folder) when `file` does not exist."""
-    groups: str = "auto"
-    """Groups when computing: a number or `auto`."""
-    metric: str = "cosine"
-    """Similarity when computing: cosine or cka."""
-    max_images: int = 256
-    """Images when computing."""
-
-
-@dataclasses.dataclass
-class SpaceSection:
-    """What the search may choose."""
-
-    num_layers: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3])
-    """How many encoder layers a configuration reads."""
-    groups: list[str] = dataclasses.field(default_factory=list)
-    """LRS groups layers may come from (empty: all)."""
-    one_per_group: bool = True
-    """At most one layer per group (the paper's fusion rule)."""
-    layers: list[int] = dataclasses.field(default_factory=list)
-    """Candidate layers (negative numbers count from the end; empty: every layer 1..L)."""
-    single_connectors: list[str] = dataclasses.field(default_factory=lambda: ["mlp2x_gelu"])
-    """Connectors for one layer (linear, mlp2x_gelu)."""
-    fusion_connectors: list[str] = dataclasses.field(default_factory=lambda: ["concat"])
-    """Connectors for several layers (concat, dense_sti, dense_sci, dense_dci, mmfuser, scalar_mix,
-    internal_direct)."""
-    hyperparameters: dict = dataclasses.field(default_factory=dict)
-    """Training keys to tune: `stage2.learning_rate: {log_uniform: [1e-4, 3e-3]}`, `{uniform: [a, b]}` or
-    `{choice: [...]}`."""
-    baseline: bool = True
-    """Try the penultimate layer alone (LLaVA's habit) among the first trials."""
-    priors: bool = True
-    """Start from the LRS representatives and favour representative-like layers (see the module docstring)."""
-    prior_temperature: float = 0.1
-    """Temperature of the representative-likeness sampling (smaller: closer to the representatives)."""
-
-
-@dataclasses.dataclass
-class ObjectiveSection:
-    """The score a trial is ranked by."""
-
-    bench: str = path_field(BENCH, default="world")
-    """Benchmarks (`raylayers eval --bench`): folders, a world, or world task names, comma-separated."""
-    mode: str = "likelihood"
-    """Answer mode: likelihood (options scored by log-likelihood) or greedy."""
-    limit: int | None = None
-    """At most this many questions per benchmark."""
-    weights: dict = dataclasses.field(default_factory=dict)
-    """Category weights (general, ocr, vision_centric, hallucination); missing ones weigh 1."""
-    batch_size: int = 32
-    """Questions per forward pass."""
-
-
-@dataclasses.dataclass
-class BudgetSection:
-    """How much to spend and how."""
-
-    trials: int = 8
-    """Trials to run (configurations already measured are answered from the results table and not counted)."""
-    concurrency: int = 1
-    """Trials at once (each needs the base recipe's workers x cpus_per_worker CPUs, or GPUs)."""
-    searcher: str = "tpe"
-    """tpe (Optuna TPE with LRS priors), random (uniform over configurations) or grid (all, in order)."""
-    seed: int = 0
-    """Seed of the searcher."""
-    prior_trials: int = 2
-    """Trials drawn from the representative-likeness prior after the seeded ones (tpe only)."""
-    grace_period: int = 0
-    """Early stopping: first ASHA rung, in training steps (0: no early stopping)."""
-    reduction_factor: int = 2
-    """ASHA: keep the best 1/reduction_factor at each rung."""
-    retries: int = 1
-    """Times a crashed trial is retried before it is recorded as failed."""
-    storage_path: str | None = path_field(LOCAL, default=None)
-    """Shared storage (NFS path, s3://...) for Tune and Train on a multi-node cluster."""
-
-
-@dataclasses.dataclass
-class SearchConfig:
-    """`raylayers search --space FILE.yaml`."""
-
-    base: BaseSection = dataclasses.field(default_factory=BaseSection)
-    """The training recipe."""
-    lrs: LRSSection = dataclasses.field(default_factory=LRSSection)
-    """The layer groups."""
-    space: SpaceSection = dataclasses.field(default_factory=SpaceSection)
-    """The search space."""
-    objective: ObjectiveSection = dataclasses.field(default_factory=ObjectiveSection)
-    """The score."""
-    budget: BudgetSection = dataclasses.field(default_factory=BudgetSection)
-    """The budget."""
-    name: str = "search"
-    """Experiment name (Tune's folder under the output)."""
 
 
 def load_search_config(path: str | Path, overrides: list[str] | None = None) -> SearchConfig:
-    """Read and validate a space file; every error names the file and the key."""
-    from raylayers.config import apply_override
-
+    """Read and validate a space file (paths resolved, `--set` overrides applied); errors name the file and key."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--space '{path}': no such file")
-    raw = read_yaml(path)
-    for assignment in overrides or []:
-        if assignment.startswith("base.set."):  # base.set holds flat training keys: base.set.cache.dir=...
-            import yaml
-
-            key, _, value = assignment[len("base.set."):].partition("=")
-            section = raw.setdefault("base", {})
-            section.setdefault("set", {})[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-            continue
-        apply_override(raw, assignment)
-    where = f"'{path}'"
-    if "groups" in raw.get("lrs", {}) and not isinstance(raw["lrs"]["groups"], str):
-        raw["lrs"]["groups"] = str(raw["lrs"]["groups"])
-    config = resolve_paths(from_dict(SearchConfig, raw, where))  # relative paths mean the user's folder (paths.py)
-    validate(config, where)
+    config = load_config(SearchConfig, path, overrides)
+    check_connectors(config.space, f"'{path}'")
     return config
 
 
-def validate(config: SearchConfig, where: str) -> None:
+def check_connectors(space: SpaceSection, where: str) -> None:
+    """Connector names exist, single-layer ones take one layer and fusion ones several."""
     from raylayers.connectors import CONNECTORS
-    from raylayers.evaluate.schema import CATEGORIES
-    from raylayers.evaluate.predict import MODES
 
-    space, budget = config.space, config.budget
-    if not space.num_layers or any(n < 1 for n in space.num_layers):
-        raise UserError(f"{where}: space.num_layers must list positive numbers, got {space.num_layers}")
     for key, names in (("space.single_connectors", space.single_connectors),
                        ("space.fusion_connectors", space.fusion_connectors)):
         for name in names:
             if name not in CONNECTORS:
                 raise UserError(f"{where}: {key}: unknown connector '{name}' (valid: {', '.join(CONNECTORS)})")
-    bad_single = [n for n in space.single_connectors if n not in SINGLE_CONNECTORS]
-    if bad_single:
-        raise UserError(f"{where}: space.single_connectors: '{bad_single[0]}' is a fusion connector "
-                        f"(single-layer: {', '.join(SINGLE_CONNECTORS)})")
+    single = [name for name, cls in CONNECTORS.items() if cls.max_layers == 1]
+    fusion = [name for name in space.single_connectors if name not in single]
+    if fusion:
+        raise UserError(f"{where}: space.single_connectors: '{fusion[0]}' is a fusion connector "
+                        f"(single-layer: {', '.join(single)})")
     if 1 in space.num_layers and not space.single_connectors:
         raise UserError(f"{where}: space.single_connectors is empty but space.num_layers has 1")
     if any(n > 1 for n in space.num_layers) and not space.fusion_connectors:
         raise UserError(f"{where}: space.fusion_connectors is empty but space.num_layers has more than 1")
-    for key, spec in space.hyperparameters.items():
-        _check_hyperparameter(key, spec, where)
-    if budget.searcher not in SEARCHERS:
-        raise UserError(f"{where}: budget.searcher '{budget.searcher}' (valid: {', '.join(SEARCHERS)})")
-    if budget.searcher == "grid":
-        continuous = [k for k, v in space.hyperparameters.items() if "choice" not in v]
-        if continuous:
-            raise UserError(f"{where}: space.hyperparameters.{continuous[0]}: grid search needs a choice list")
-    for key in ("trials", "concurrency", "reduction_factor"):
-        if getattr(budget, key) < 1:
-            raise UserError(f"{where}: budget.{key} must be at least 1")
-    for key in ("grace_period", "retries", "prior_trials"):
-        if getattr(budget, key) < 0:
-            raise UserError(f"{where}: budget.{key} must not be negative")
-    if config.objective.mode not in MODES:
-        raise UserError(f"{where}: objective.mode '{config.objective.mode}' (valid: {', '.join(MODES)})")
-    for category in config.objective.weights:
-        if category not in CATEGORIES:
-            raise UserError(f"{where}: objective.weights.{category}: unknown category "
-                            f"(valid: {', '.join(CATEGORIES)})")
-    if space.prior_temperature <= 0:
-        raise UserError(f"{where}: space.prior_temperature must be positive")
-
-
-def _check_hyperparameter(key: str, spec, where: str) -> None:
-    from raylayers.config import TrainConfig
-
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("choice", "uniform", "log_uniform"):
-        raise UserError(f"{where}: space.hyperparameters.{key}: give one of {{choice: [...]}}, "
-                        "{uniform: [low, high]}, {log_uniform: [low, high]}")
-    kind, values = next(iter(spec.items()))
-    if not isinstance(values, list) or not values:
-        raise UserError(f"{where}: space.hyperparameters.{key}.{kind}: expected a non-empty list")
-    if kind != "choice":
-        if len(values) != 2 or not all(isinstance(v, (int, float)) for v in values) or values[0] >= values[1]:
-            raise UserError(f"{where}: space.hyperparameters.{key}.{kind}: expected [low, high] with low < high")
-        if kind == "log_uniform" and values[0] <= 0:
-            raise UserError(f"{where}: space.hyperparameters.{key}.log_uniform: low must be positive")
-    node = TrainConfig
-    for part in key.split("."):
-        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
-        if part not in fields:
-            raise UserError(f"{where}: space.hyperparameters: '{key}' is not a training key")
-        node = fields[part].type if isinstance(fields[part].type, type) else _resolve_type(node, part)
-
-
-def _resolve_type(owner, name: str):
-    import typing
-
-    return typing.get_type_hints(owner)[name]
 
 
 # ================================================================================================ configurations

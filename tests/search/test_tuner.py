@@ -71,7 +71,8 @@ def test_the_summary_says_whether_the_best_beats_the_baseline_beyond_noise(repla
     from raylayers.lrs import load_lrs
     from raylayers.search.results import write_results
     from raylayers.search.space import build_layer_space, load_search_config
-    from raylayers.search.tuner import finish, say_summary
+    from raylayers.cli import say_search_summary
+    from raylayers.search.summary import finish
 
     space, lrs_path, _ = replay
     config = load_search_config(space())
@@ -93,7 +94,7 @@ def test_the_summary_says_whether_the_best_beats_the_baseline_beyond_noise(repla
     summary = finish(config, out, lrs, lrs_path, build_layer_space(config.space, lrs), 1.0)
     versus = summary["best_vs_baseline"]
     assert versus["difference"] == pytest.approx(0.4) and versus["low"] > 0.2 and versus["questions"] == 120
-    say_summary(summary)
+    say_search_summary(summary)
     said = capsys.readouterr().out
     assert "best minus baseline: +0.4000" in said and "a real difference" in said
     assert "Best minus baseline: +0.4000" in (out / "report.md").read_text()

@@ -1,0 +1,74 @@
+"""`raylayers pretrain-encoder`: the offline CLIP and the LM config that comes with it, one preset per world scale.
+
+`pretrain_config(scale, **overrides)` is the one place a preset is chosen and changed; an unknown setting is an
+error that names it.
+"""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from raylayers.config.base import Section, validate
+
+
+class PretrainConfig(Section):
+    """Settings for the offline CLIP and its LM config; every default lives here."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vision_layers: PositiveInt = 12
+    """Vision transformer blocks (12 gives LRS structure to find)."""
+    vision_width: PositiveInt = 96
+    """Vision hidden size."""
+    vision_heads: PositiveInt = 4
+    """Vision attention heads."""
+    patch_size: PositiveInt = 8
+    """Patch size in pixels; the image size comes from the world."""
+    text_layers: PositiveInt = 3
+    """Text transformer blocks."""
+    text_width: PositiveInt = 96
+    """Text hidden size."""
+    text_heads: PositiveInt = 4
+    """Text attention heads."""
+    projection_dim: PositiveInt = 64
+    """Shared image-text embedding size."""
+    max_text_tokens: PositiveInt = 64
+    """Captions longer than this are truncated."""
+    batch_size: PositiveInt = 128
+    """Image-caption pairs per contrastive batch."""
+    learning_rate: PositiveFloat = 1e-3
+    """Peak AdamW learning rate (linear warm-up, cosine decay)."""
+    weight_decay: NonNegativeFloat = 0.05
+    """AdamW weight decay."""
+    epochs: PositiveInt = 40
+    """Passes over the training captions (stops earlier when `max_seconds` runs out)."""
+    max_seconds: PositiveFloat = 270.0
+    """Wall-clock budget for the training loop."""
+    max_steps: PositiveInt | None = None
+    """Stop after this many optimiser steps. The learning-rate schedule then follows steps only, so the run does not
+    depend on the machine's speed (`max_seconds` stays a safety cap); unset, it follows steps or seconds, whichever
+    runs out first."""
+    seed: int = 0
+    """Seed for initialisation and batch order."""
+    lm_layers: PositiveInt = 4
+    """Blocks of the small Llama LM config written to lm/."""
+    lm_width: PositiveInt = 128
+    """Hidden size of the small Llama LM."""
+    lm_heads: PositiveInt = 4
+    """Attention heads of the small Llama LM."""
+
+
+# Presets by world scale: tests run the tiny one in seconds.
+PRESETS = {
+    "tiny": PretrainConfig(vision_layers=4, vision_width=32, vision_heads=4, text_layers=2, text_width=32,
+                           projection_dim=32, batch_size=16, epochs=4, max_seconds=60.0, lm_layers=2, lm_width=32),
+    "demo": PretrainConfig(),
+    "full": PretrainConfig(vision_width=128, text_width=128, epochs=30, max_seconds=1800.0),
+}
+
+
+def pretrain_config(scale: str | None = None, **overrides) -> PretrainConfig:
+    """The preset of a world scale (the demo preset for an unknown one), with `overrides` (None values ignored)."""
+    preset = PRESETS.get(scale, PRESETS["demo"])
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return validate(PretrainConfig, {**preset.model_dump(), **changes}, "pretrain settings") if changes else preset

@@ -1,0 +1,22 @@
+"""The one place raylayers starts (or joins) Ray.
+
+Joins the cluster named by `RAY_ADDRESS` (a `ray job submit` entrypoint, a cluster driver); otherwise starts a
+local one with the dashboard on loopback (`ray[default]`: without it an early-stopped Tune trial leaks its placement
+group). Workers' logs stay out of the terminal unless `RAYLAYERS_RAY_LOGS=1`.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def init_ray(num_cpus: int | None = None) -> None:
+    """Start or join Ray once per process (a no-op when it is already up)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    kwargs = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count(),
+                                                  "include_dashboard": True, "dashboard_host": "127.0.0.1"}
+    ray.init(logging_level="ERROR", log_to_driver=os.environ.get("RAYLAYERS_RAY_LOGS", "0") == "1", **kwargs)

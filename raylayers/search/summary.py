@@ -1,0 +1,98 @@
+"""The end of a search: the best configuration, the baseline it is compared with, and the summary.
+
+`finish` reads the results table, writes `best_config.yaml` (a full `raylayers train` config), the report and
+`search_summary.json`; `failure_line` is the one line a search without a completed trial ends with.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from raylayers.config import SearchConfig
+from raylayers.errors import UserError
+from raylayers.search.searcher import COUNTERS_FILE
+from raylayers.search.space import LayerSpace
+from raylayers.search.trial import base_train_config, trial_train_config
+
+RESULTS_FILE = "results.parquet"
+BEST_CONFIG_FILE = "best_config.yaml"
+SUMMARY_FILE = "search_summary.json"
+
+
+def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_space: LayerSpace,
+           seconds: float) -> dict:
+    """best_config.yaml, report.md with its plots, and the summary."""
+    from raylayers.files import write_text_atomic
+    from raylayers.search.report import write_report
+    from raylayers.search.results import read_results
+
+    rows = read_results(out / RESULTS_FILE)
+    done = [r for r in rows if r["status"] == "completed" and r["score"] is not None]
+    best = max(done, key=lambda r: r["score"]) if done else None
+    baseline = next((r for r in done if list(r["layers"]) == [layer_space.penultimate]
+                     and r["connector"] in layer_space.single_connectors), None)
+    summary = {"name": config.name, "trials": len(rows), "completed": len(done),
+               "pruned": sum(r["status"] == "pruned" for r in rows),
+               "failed": sum(r["status"] == "failed" for r in rows),
+               "seconds": round(seconds, 1), "lrs": str(lrs_path), "best": best, "baseline": baseline}
+    failed = sorted((r for r in rows if r["status"] == "failed"), key=lambda r: r["order"])
+    if failed:
+        summary["first_error"] = {"trial_id": failed[0]["trial_id"], "error": failed[0]["error"]}
+    if best is not None:
+        _write_best_config(config, best, out / BEST_CONFIG_FILE)
+        summary["best_config"] = str(out / BEST_CONFIG_FILE)
+    reliance = [r["image_reliance"] for r in done if r.get("image_reliance") is not None]
+    if reliance:
+        summary["image_reliance_max"] = max(reliance)
+    versus = _best_vs_baseline(out, best, baseline, config.objective.weights) if best and baseline else None
+    if versus is not None:
+        summary["best_vs_baseline"] = versus
+    if (out / COUNTERS_FILE).is_file():  # what the searcher did besides launching trials (repeats answered, ...)
+        summary["searcher"] = json.loads((out / COUNTERS_FILE).read_text())
+    summary["report"] = str(write_report(out, rows, lrs, layer_space, summary))
+    write_text_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def _best_vs_baseline(out: Path, best: dict, baseline: dict, weights: dict | None) -> dict | None:
+    """Paired bootstrap of the best trial against the baseline on the questions both answered (train objective)."""
+    from raylayers.evaluate.significance import paired_bootstrap
+
+    files = [out / "trials" / row["trial_id"] / "eval" / "per_question.parquet" for row in (best, baseline)]
+    if best["trial_id"] == baseline["trial_id"] or not all(f.is_file() for f in files):
+        return None  # the baseline won, or a table objective: no per-question answers to resample
+    return paired_bootstrap(*files, weights=weights or None)
+
+
+def _write_best_config(config: SearchConfig, best: dict, path: Path) -> None:
+    import yaml
+
+    from raylayers.config import dump_yaml
+
+    trial = {"layers": list(best["layers"]), "connector": best["connector"],
+             "hyperparameters": json.loads(best.get("hyperparameters") or "{}")}
+    try:
+        train = trial_train_config(base_train_config(config), trial, name="best")  # resolved here, in the driver
+    except UserError:  # a table objective over a base recipe that is not available here
+        path.write_text(yaml.safe_dump({"model": {"layers": trial["layers"], "connector": trial["connector"]}}))
+        return
+    header = (f"# Best configuration of search '{config.name}' (score {best['score']:.4f}).\n"
+              f"#   raylayers train --config {path} --out runs/best\n")
+    path.write_text(header + dump_yaml(train))
+
+
+def failure_line(summary: dict) -> str:
+    """How many trials completed, and the first failure's error (the one line a failed search ends with)."""
+    line = f"{summary['completed']} of {summary['trials']} trials completed"
+    if summary.get("pruned"):
+        line += f", {summary['pruned']} stopped early"
+    if summary.get("first_error"):
+        line += f"; {first_error(summary)}"
+    return line
+
+
+def first_error(summary: dict) -> str:
+    """The first failed trial and its error, as the summary lines say it."""
+    first = summary["first_error"]
+    return f"first error (trial {first['trial_id']}): {first['error']}"

@@ -1,0 +1,127 @@
+"""One trial of a search, in the Ray Train V2 pattern: a small driver function that Tune runs.
+
+- `train_trial`: builds the trial's training config from the base recipe the search driver resolved, runs the
+  two-stage recipe as a `TorchTrainer` (`raylayers.train.run_training`, run named after the trial id so a restored
+  experiment resumes it), evaluates the model and reports `score` with `final: True`. During training the probe's
+  validation answer accuracy reaches Tune as `score` at `global_step`, so ASHA can stop weak trials at its rungs.
+- `table_trial` (`--objective table:FILE.parquet`): replays a configuration's measured learning curve from a table
+  instead, so search strategies can be compared without training.
+
+A trial runs in a working directory of its own: everything it reads arrives resolved, in `settings`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from raylayers.config import SearchConfig, TrainConfig, read_yaml, resolve_config_path, set_key, validate
+from raylayers.errors import UserError
+from raylayers.search.space import Candidate
+
+
+# ================================================================================================ configs
+def base_train_config(config: SearchConfig) -> TrainConfig:
+    """The base recipe with the space's overrides applied, its paths resolved and validated (in the driver: trials
+    get this object, never a file to read again from their own working directory)."""
+    raw = read_yaml(resolve_config_path(config.base.config))
+    for key, value in config.base.set.items():
+        set_key(TrainConfig, raw, key, value)
+    return validate(TrainConfig, raw, f"base config '{config.base.config}'")
+
+
+def trial_train_config(base: TrainConfig, trial: dict, name: str) -> TrainConfig:
+    """The training config of one trial: the base recipe (a TrainConfig) with its layers, connector and
+    hyper-parameters, validated."""
+    raw = base.model_dump()
+    raw["model"].update(layers=[int(x) for x in trial["layers"]], connector=trial["connector"])
+    for key, value in (trial.get("hyperparameters") or {}).items():
+        set_key(TrainConfig, raw, key, value)
+    raw["name"] = name
+    return validate(TrainConfig, raw, "trial config")
+
+
+# ================================================================================================ trials
+def _report_final(scores_row: dict, extra: dict) -> None:
+    from ray import tune
+
+    tune.report({**scores_row, **extra, "final": True})
+
+
+def train_trial(trial: dict, settings: dict) -> None:
+    """A Tune trial: train (Ray Train + DeepSpeed), evaluate, report the objective.
+
+    `settings` holds what the driver resolved (the search config, the base TrainConfig, absolute paths): a trial
+    runs in a working directory of its own and reads no user path relative to it."""
+    import torch
+    from ray import tune
+
+    from raylayers.evaluate.run import evaluate_checkpoint
+    from raylayers.train import run_training
+
+    config = settings["config"]
+    trial_id = tune.get_context().get_trial_id()
+    out = Path(settings["out"]) / "trials" / trial_id
+    train_config = trial_train_config(settings["base"], trial, name=trial_id)
+    if config.budget.storage_path:
+        train_config = train_config.model_copy(update={"resources": train_config.resources.model_copy(
+            update={"storage_path": config.budget.storage_path.rstrip("/") + "/train"})})
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "attempts.log").open("a") as log:  # one line per attempt: retries are visible
+        log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} attempt of {trial['key']}\n")
+    started = time.perf_counter()
+    summary = run_training(train_config, out, tune_callback=True)
+    steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())
+    torch.set_num_threads(max(1, train_config.resources.cpus_per_worker))
+    objective = config.objective
+    scores = evaluate_checkpoint(out / "model", settings["bench"], out / "eval", mode=objective.mode,
+                                 batch_size=objective.batch_size, limit=objective.limit,
+                                 use_gpu=train_config.resources.use_gpu, weights=objective.weights or None)
+    final = summary.get("final_metrics", {})
+    _report_final(scores["row"], {"global_step": steps or final.get("global_step", 0),
+                                  "probe_score": final.get("val_answer_accuracy"),
+                                  "image_reliance": final.get("val_image_reliance"),
+                                  "train_seconds": round(time.perf_counter() - started, 2)})
+
+
+def load_table(path: str | Path) -> dict[str, list[dict]]:
+    """A replay table: key -> its rows sorted by step (DESIGN.md: layers, connector, score, [score_*], [step])."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--objective table: '{path}' does not exist")
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as err:  # noqa: BLE001 (pyarrow raises several types for a file that is not parquet)
+        raise UserError(f"--objective table: '{path}' is not a readable parquet file ({err})") from None
+    columns = set(rows[0]) if rows else set()
+    missing = [c for c in ("layers", "connector", "score") if c not in columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    hyper_columns = sorted(c for c in columns if c.startswith("hp_"))
+    table: dict[str, list[dict]] = {}
+    for number, row in enumerate(rows):
+        if not row["layers"] or row["score"] is None:
+            raise UserError(f"{path}: row {number} has no layers or no score")
+        hyper = tuple((c[3:], row[c]) for c in hyper_columns)
+        key = Candidate(tuple(sorted(int(x) for x in row["layers"])), str(row["connector"]), hyper).key
+        table.setdefault(key, []).append(row)
+    for rows_of_key in table.values():
+        rows_of_key.sort(key=lambda r: r.get("step") or 0)
+    return table
+
+
+def table_trial(trial: dict, settings: dict) -> None:
+    """A Tune trial that replays measured scores: the learning curve step by step, then the final score."""
+    from ray import tune
+
+    table = load_table(settings["table"])
+    rows = table.get(trial["key"])
+    if rows is None:
+        raise UserError(f"configuration {trial['key']} is not in the table {settings['table']}")
+    for row in rows[:-1]:
+        tune.report({"score": float(row["score"]), "global_step": int(row.get("step") or 0)})
+    last = rows[-1]
+    extra = {k: float(v) for k, v in last.items() if k.startswith("score_") and v is not None}
+    _report_final({"score": float(last["score"]), **extra}, {"global_step": int(last.get("step") or 1)})
