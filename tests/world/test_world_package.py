@@ -1,4 +1,4 @@
-"""__init__.py: raylayers.world still offers every name it offered as a single module, as the module defining it."""
+"""__init__.py: raylayers.world re-exports the names other modules and tests use, each the object its module defines."""
 
 from __future__ import annotations
 
