@@ -16,13 +16,14 @@ the image tokens, never through them.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from raylayers.errors import UserError
+from raylayers.prompts import IMAGE_TOKEN
 
 IGNORE_INDEX = -100
-IMAGE_PLACEHOLDER = "<image>"
 VICUNA_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
                  "The assistant gives helpful, detailed, and polite answers to the human's questions.")
 
@@ -71,14 +72,14 @@ def _validate(raw, index: int, path: Path) -> Record:
     if len(turns) % 2:
         raise UserError(f"{where}: the last turn must be the gpt answer")
     image = raw.get("image")
-    placeholders = sum(turn["value"].count(IMAGE_PLACEHOLDER) for turn in turns)
+    placeholders = sum(turn["value"].count(IMAGE_TOKEN) for turn in turns)
     if image is None and placeholders:
-        raise UserError(f"{where}: has '{IMAGE_PLACEHOLDER}' but no image")
+        raise UserError(f"{where}: has '{IMAGE_TOKEN}' but no image")
     if image is not None and placeholders > 1:
-        raise UserError(f"{where}: has {placeholders} '{IMAGE_PLACEHOLDER}' placeholders; one image per record")
+        raise UserError(f"{where}: has {placeholders} '{IMAGE_TOKEN}' placeholders; one image per record")
     conversations = [dict(turn) for turn in turns]
     if image is not None and placeholders == 0:  # as LLaVA does: the image goes before the first question
-        conversations[0]["value"] = f"{IMAGE_PLACEHOLDER}\n{conversations[0]['value']}"
+        conversations[0]["value"] = f"{IMAGE_TOKEN}\n{conversations[0]['value']}"
     return Record(record_id, image, conversations)
 
 
@@ -97,11 +98,66 @@ def load_records(path: str | Path, max_records: int | None = None) -> list[Recor
 
 
 def image_path(record: Record, data_file: str | Path, image_folder: str | Path | None) -> str | bytes | None:
-    """Where a record's image lives: bytes as they are, paths relative to `image_folder` (default: the file's)."""
+    """Where a record's image lives: bytes as they are; a path by `image_source.llava_image_path`'s rule."""
+    from raylayers.image_source import llava_image_path
+
     if record.image is None or isinstance(record.image, (bytes, bytearray)):
         return record.image
-    folder = Path(image_folder) if image_folder else Path(data_file).parent
-    return str(folder / record.image)
+    return str(llava_image_path(data_file, record.image, image_folder))
+
+
+# ================================================================================================ samples
+@dataclass
+class Sample:
+    """One encoded training record."""
+
+    id: str
+    input_ids: list[int]
+    labels: list[int]
+    image: str | bytes | None  # path or bytes; None for text-only records
+    image_key: str | None = None  # filled by `ImageFeatures.prepare`: the cache key, or the path
+
+
+def encode_samples(data_file: str | Path, encoder: ConversationEncoder, max_records: int | None = None,
+                   image_folder: str | Path | None = None) -> list[Sample]:
+    """Every record of a data file, encoded for a stage (its template, the model's image tokens)."""
+    samples = []
+    for record in load_records(data_file, max_records):
+        input_ids, labels = encoder.encode(record.conversations)
+        samples.append(Sample(record.id, input_ids, labels, image_path(record, data_file, image_folder)))
+    return samples
+
+
+def collate(samples: list[Sample], pad_id: int) -> dict:
+    """Right-padded (B, S) input ids, attention mask and labels."""
+    import torch
+
+    width = max(len(s.input_ids) for s in samples)
+    input_ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(samples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(samples), width), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        length = len(sample.input_ids)
+        input_ids[row, :length] = torch.tensor(sample.input_ids)
+        labels[row, :length] = torch.tensor(sample.labels)
+        mask[row, :length] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+class SampleOrder:
+    """Position in a stage's sample stream -> sample index: a fresh seeded permutation every epoch, so a resumed
+    run sees exactly the batches the lost run would have seen."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self._permutations = size, seed, {}
+
+    def __getitem__(self, position: int) -> int:
+        epoch, offset = divmod(position, self.size)
+        if epoch not in self._permutations:
+            permutation = list(range(self.size))
+            random.Random(self.seed * 100_003 + epoch).shuffle(permutation)
+            self._permutations[epoch] = permutation
+        return self._permutations[epoch][offset]
 
 
 class ConversationEncoder:
@@ -125,7 +181,7 @@ class ConversationEncoder:
     def _ids(self, text: str) -> list[int]:
         """Token ids of a text piece, with each `<image>` expanded to the image tokens."""
         ids: list[int] = []
-        for index, piece in enumerate(text.split(IMAGE_PLACEHOLDER)):
+        for index, piece in enumerate(text.split(IMAGE_TOKEN)):
             if index:
                 ids.extend([self.image_token_id] * self.num_image_tokens)
             if piece:
@@ -135,7 +191,7 @@ class ConversationEncoder:
     def _segments(self, conversations: list[dict]) -> list[tuple[str, bool]]:
         """(text, supervised) pieces of the templated conversation."""
         if self.template == "plain":
-            return [(IMAGE_PLACEHOLDER if any(IMAGE_PLACEHOLDER in t["value"] for t in conversations) else "",
+            return [(IMAGE_TOKEN if any(IMAGE_TOKEN in t["value"] for t in conversations) else "",
                      False), (conversations[1]["value"] + self.eos_text, True)]
         messages = [{"role": "user" if turn["from"] == "human" else "assistant", "content": turn["value"]}
                     for turn in conversations]
@@ -182,10 +238,10 @@ class ConversationEncoder:
 
     def prompt(self, question: str, has_image: bool = True) -> list[int]:
         """Token ids of a single-turn prompt ready for generation (evaluation and the validation probe)."""
-        if has_image and IMAGE_PLACEHOLDER not in question:
-            question = f"{IMAGE_PLACEHOLDER}\n{question}"
+        if has_image and IMAGE_TOKEN not in question:
+            question = f"{IMAGE_TOKEN}\n{question}"
         if self.template == "plain":
-            return list(self.bos) + self._ids(IMAGE_PLACEHOLDER if has_image else "")
+            return list(self.bos) + self._ids(IMAGE_TOKEN if has_image else "")
         messages = [{"role": "user", "content": question}]
         if getattr(self.tokenizer, "chat_template", None):
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -196,8 +252,8 @@ class ConversationEncoder:
     def answer_ids(self, question: str, answer: str, has_image: bool = True, with_end: bool = True) -> list[int]:
         """Token ids of `answer` as the template places it after `prompt(question)` (the supervised segment of
         training: a chat template may put a space or newline before it), with or without the end-of-turn text."""
-        if has_image and IMAGE_PLACEHOLDER not in question:
-            question = f"{IMAGE_PLACEHOLDER}\n{question}"
+        if has_image and IMAGE_TOKEN not in question:
+            question = f"{IMAGE_TOKEN}\n{question}"
         marker = "\u2063"  # a character no answer contains: the answer's end in the rendered text
         conversation = [{"from": "human", "value": question}, {"from": "gpt", "value": answer + marker}]
         text = self._segments(conversation)[-1][0]

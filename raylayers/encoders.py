@@ -54,7 +54,8 @@ _VISION_CLASS_BY_MODEL_TYPE = {
 }
 
 
-def _load_config(name_or_path: str, trust_remote_code: bool):
+def load_encoder_config(name_or_path: str, trust_remote_code: bool = False):
+    """The encoder checkpoint's transformers config, or one `EncoderLoadError` line saying why not."""
     from transformers import AutoConfig
 
     local = Path(name_or_path).expanduser()
@@ -115,7 +116,7 @@ class VisionTower(nn.Module):
 
         quiet_transformers()
         name = str(name_or_path)
-        config = _load_config(name, trust_remote_code)
+        config = load_encoder_config(name, trust_remote_code)
         source = str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
         kwargs = {"trust_remote_code": trust_remote_code}
         if dtype is not None:

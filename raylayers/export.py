@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from raylayers.errors import UserError
+from raylayers.prompts import IMAGE_TOKEN
 
 
 def exportable(model) -> str | None:
@@ -64,7 +65,7 @@ def export_hf(checkpoint: str | Path, out: str | Path) -> Path:
     processor = LlavaProcessor(
         image_processor=tower.image_processor, tokenizer=tokenizer, patch_size=tower.patch_size,
         vision_feature_select_strategy=config.vision_feature_select_strategy,
-        num_additional_image_tokens=1 if has_cls else 0, image_token="<image>",
+        num_additional_image_tokens=1 if has_cls else 0, image_token=IMAGE_TOKEN,
         chat_template=getattr(tokenizer, "chat_template", None))
     processor.save_pretrained(out)
     return out

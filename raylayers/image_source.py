@@ -26,6 +26,13 @@ class ImageRef:
     path: Path | None = None
     data: bytes | None = None
 
+    @classmethod
+    def of(cls, key: str, source: str | Path | bytes) -> ImageRef:
+        """A reference to a path or to encoded bytes, whichever `source` is."""
+        if isinstance(source, (bytes, bytearray)):
+            return cls(key, data=bytes(source))
+        return cls(key, path=Path(source))
+
 
 @dataclass
 class SkipCounter:
@@ -48,8 +55,12 @@ class SkipCounter:
         return f"skipped {self.total} image(s): {kinds}; e.g. {'; '.join(self.examples)}"
 
 
-def _resolve_llava_image(json_path: Path, image: str) -> Path:
-    """LLaVA json names images relative to an image folder: try beside the json, then its images/ folder."""
+def llava_image_path(json_path: str | Path, image: str, image_folder: str | Path | None = None) -> Path:
+    """Where a LLaVA record's image lives (the one rule, for LRS and training): in `image_folder` when given, else
+    beside the json, else in the json's `images/` folder."""
+    if image_folder:
+        return Path(image_folder) / image
+    json_path = Path(json_path)
     candidates = [json_path.parent / image, json_path.parent / "images" / image]
     return next((path for path in candidates if path.exists()), candidates[0])
 
@@ -73,8 +84,21 @@ def _llava_refs(json_path: Path) -> list[ImageRef]:
         for name in names:
             if name not in seen:
                 seen.add(name)
-                refs.append(ImageRef(key=name, path=_resolve_llava_image(json_path, name)))
+                refs.append(ImageRef(key=name, path=llava_image_path(json_path, name)))
     return refs
+
+
+def image_cell(value, folder: str | Path | None = None) -> str | bytes | None:
+    """What an `image` cell of a benchmark or parquet table names (the one reading of it): encoded bytes, or a path
+    (resolved against `folder` when given). HF datasets' Image struct {"bytes", "path"}: its bytes when it has them,
+    else its path. None when the cell names nothing."""
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str) and value:
+        return str(Path(folder) / value) if folder is not None else value
+    return None
 
 
 def _benchmark_refs(folder: Path) -> list[ImageRef]:
@@ -86,11 +110,10 @@ def _benchmark_refs(folder: Path) -> list[ImageRef]:
     except Exception as err:  # pyarrow raises several types for a bad file or a missing column
         raise UserError(f"cannot read the image column of '{table_path}': {str(err).splitlines()[0]}") from None
     refs, seen = [], set()
-    for row, image in enumerate(table.column("image").to_pylist()):
-        if isinstance(image, dict):  # HF datasets' Image feature: {"bytes", "path"}
-            image = image.get("bytes") or image.get("path")
-        if isinstance(image, (bytes, bytearray)):
-            refs.append(ImageRef(key=f"{table_path.name}[row {row}]", data=bytes(image)))
+    for row, cell in enumerate(table.column("image").to_pylist()):
+        image = image_cell(cell)
+        if isinstance(image, bytes):
+            refs.append(ImageRef(key=f"{table_path.name}[row {row}]", data=image))
         elif isinstance(image, str) and image not in seen:
             seen.add(image)
             refs.append(ImageRef(key=image, path=folder / image))
@@ -112,6 +135,28 @@ def image_refs(source: str | Path) -> list[ImageRef]:
     files = sorted(path for path in source.rglob("*")
                    if path.is_file() and not any(part.startswith(".") for part in path.relative_to(source).parts))
     return [ImageRef(key=str(path.relative_to(source)), path=path) for path in files]
+
+
+def check_image(ref: ImageRef) -> str | None:
+    """Why an image cannot be used (missing, empty, not an image, corrupt), or None: its structure is checked without
+    decoding the pixels (PIL's `verify`), for callers that decode it later anyway."""
+    try:
+        if ref.data is not None:
+            if not ref.data:
+                return "empty"
+            Image.open(io.BytesIO(ref.data)).verify()
+            return None
+        if not ref.path.exists():
+            return "missing"
+        if ref.path.stat().st_size == 0:
+            return "empty"
+        with Image.open(ref.path) as image:
+            image.verify()
+        return None
+    except UnidentifiedImageError:
+        return "not an image"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return "corrupt"
 
 
 def open_image(ref: ImageRef) -> tuple[Image.Image | None, str | None]:

@@ -265,6 +265,7 @@ def compute_lrs(tower, source, metric: str = "cosine", num_groups: int | str = "
     """Stream the source's images through the tower and build the LRS matrix and groups."""
     from tqdm import tqdm
 
+    from raylayers.features import tower_features
     from raylayers.image_source import SkipCounter, image_refs, iter_image_batches
 
     num_groups = parse_groups(num_groups)
@@ -286,7 +287,7 @@ def compute_lrs(tower, source, metric: str = "cosine", num_groups: int | str = "
         batches = iter_image_batches(refs, batch_size, max_images, skipped,
                                      min_last_batch=4 if metric == "cka" else 1)
         for images in batches:
-            features = tower(tower.preprocess(images), layers)  # {layer: (B, T, D)}
+            features = tower_features(tower, images, layers)  # {layer: (B, N, D)}
             if metric == "cka" and len(images) < 4:
                 raise UserError(f"--metric cka needs at least 4 readable images, '{source}' has {len(images)}")
             accumulator.update([features[layer] for layer in layers])

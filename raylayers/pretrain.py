@@ -11,15 +11,17 @@ Output folder (loads exactly as `openai/clip-vit-large-patch14-336` would):
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from raylayers.config import PretrainConfig, pretrain_config
 from raylayers.errors import UserError
+from raylayers.prompts import IMAGE_TOKEN
+from raylayers.train.schedule import cosine_decay, linear_warmup
 
 
 def _read_caption_records(path: Path) -> list[tuple[str, str]]:
@@ -46,7 +48,7 @@ def _world_texts(world: Path) -> list[str]:
         path = world / name
         if path.exists():
             for record in json.loads(path.read_text()):
-                texts.extend(turn["value"].replace("<image>", "") for turn in record["conversations"])
+                texts.extend(turn["value"].replace(IMAGE_TOKEN, "") for turn in record["conversations"])
     from raylayers.world import vocabulary
 
     texts.append(" ".join(vocabulary()))
@@ -103,9 +105,6 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
                      overrides: dict | None = None, progress: bool = True, log=print) -> dict:
     """Train the world's CLIP, save encoder + processor + tokenizer + LM config; returns the pretrain.json dict.
     Without `config`, the preset of the world's scale with `overrides` (`raylayers.config.pretrain_config`)."""
-    from tqdm import tqdm
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, LlamaConfig
-
     from raylayers.encoders import quiet_transformers
 
     quiet_transformers()
@@ -116,10 +115,56 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
     meta = json.loads(meta_path.read_text())
     config = config or pretrain_config(meta.get("scale"), **(overrides or {}))
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
     image_size = int(meta["image_size"])
     if image_size % config.patch_size:
         raise UserError(f"world image size {image_size} is not a multiple of patch size {config.patch_size}")
+    data = _load_data(world, image_size, config, progress)
+    model = _clip_model(config, data.tokenizer, image_size)
+    log(f"pretraining a {config.vision_layers}-layer CLIP on {len(data.train_captions)} captions "
+        f"({image_size}px, patch {config.patch_size}) for {data.total_steps(config)} steps "
+        f"(at most {config.max_seconds:.0f}s)")
+    run = _train(model, data, config, progress)
+    retrieval = retrieval_accuracy(model, data.val_pixels, data.val_captions, data.tokenizer, config.max_text_tokens)
+    _save(out, model, data, config)
+    losses = run["losses"]
+    report = {
+        "world": str(world), "scale": meta.get("scale"), "config": config.model_dump(), "steps": run["steps"],
+        "epochs_completed": round(run["steps"] / data.steps_per_epoch(config), 2),
+        "stopped_by_time_budget": run["out_of_time"], "train_seconds": round(run["seconds"], 1),
+        "torch_threads": torch.get_num_threads(), "final_loss": losses[-1] if losses else None,
+        "loss_curve": losses[:: max(1, len(losses) // 200)], "retrieval": retrieval,
+        "vocab_size": len(data.tokenizer),
+    }
+    (out / "pretrain.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+@dataclass
+class _Data:
+    """The world's captions and images, tokenised and preprocessed once."""
+
+    tokenizer: object
+    processor: object
+    train_captions: list[str]
+    val_captions: list[str]
+    train_pixels: torch.Tensor  # (N, 3, H, W)
+    val_pixels: torch.Tensor
+    train_ids: torch.Tensor  # (N, T) caption token ids, padded
+    train_mask: torch.Tensor
+
+    def steps_per_epoch(self, config: PretrainConfig) -> int:
+        return max(1, len(self.train_captions) // config.batch_size)
+
+    def planned_steps(self, config: PretrainConfig) -> int:
+        return self.steps_per_epoch(config) * config.epochs
+
+    def total_steps(self, config: PretrainConfig) -> int:
+        planned = self.planned_steps(config)
+        return min(planned, config.max_steps) if config.max_steps is not None else planned
+
+
+def _load_data(world: Path, image_size: int, config: PretrainConfig, progress: bool) -> _Data:
+    from transformers import CLIPImageProcessor
 
     tokenizer = _train_tokenizer(world)
     processor = CLIPImageProcessor(size={"shortest_edge": image_size},
@@ -129,8 +174,14 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
     train_pixels = _pixel_tensor(processor, [p for p, _ in train_pairs], progress, "loading train images")
     val_pixels = _pixel_tensor(processor, [p for p, _ in val_pairs], progress, "loading val images")
     train_ids, train_mask = _tokenize(tokenizer, [c for _, c in train_pairs], config.max_text_tokens)
+    return _Data(tokenizer, processor, [c for _, c in train_pairs], [c for _, c in val_pairs], train_pixels,
+                 val_pixels, train_ids, train_mask)
 
-    clip_config = CLIPConfig(
+
+def _clip_model(config: PretrainConfig, tokenizer, image_size: int):
+    from transformers import CLIPConfig, CLIPModel
+
+    return CLIPModel(CLIPConfig(
         text_config=dict(vocab_size=len(tokenizer), hidden_size=config.text_width,
                          intermediate_size=4 * config.text_width, num_hidden_layers=config.text_layers,
                          num_attention_heads=config.text_heads, max_position_embeddings=config.max_text_tokens,
@@ -139,31 +190,30 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
         vision_config=dict(hidden_size=config.vision_width, intermediate_size=4 * config.vision_width,
                            num_hidden_layers=config.vision_layers, num_attention_heads=config.vision_heads,
                            image_size=image_size, patch_size=config.patch_size),
-        projection_dim=config.projection_dim)
-    model = CLIPModel(clip_config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, len(train_pairs) // config.batch_size)
-    planned = steps_per_epoch * config.epochs
-    total_steps = min(planned, config.max_steps) if config.max_steps is not None else planned
-    learning_rate = lr_schedule(config, planned, total_steps)
+        projection_dim=config.projection_dim))
 
-    log(f"pretraining a {config.vision_layers}-layer CLIP on {len(train_pairs)} captions "
-        f"({image_size}px, patch {config.patch_size}) for {total_steps} steps (at most {config.max_seconds:.0f}s)")
-    losses, step = [], 0
+
+def _train(model, data: _Data, config: PretrainConfig, progress: bool) -> dict:
+    """The contrastive loop: shuffled batches per epoch, until the step budget or the time budget runs out."""
+    from tqdm import tqdm
+
+    rng = random.Random(config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch, total_steps = data.steps_per_epoch(config), data.total_steps(config)
+    learning_rate = lr_schedule(config, data.planned_steps(config), total_steps)
+    losses, step, out_of_time = [], 0, False
     started = time.perf_counter()
-    bar = tqdm(total=total_steps, desc="pretrain-encoder", unit="step", disable=not progress)
-    out_of_time = False
-    with bar:
+    with tqdm(total=total_steps, desc="pretrain-encoder", unit="step", disable=not progress) as bar:
         for epoch in range(config.epochs):
             model.train()
-            order = list(range(len(train_pairs)))
+            order = list(range(len(data.train_captions)))
             rng.shuffle(order)
             for start in range(0, steps_per_epoch * config.batch_size, config.batch_size):
                 index = torch.tensor(order[start:start + config.batch_size])
-                mask = train_mask[index]
+                mask = data.train_mask[index]
                 width = int(mask.sum(1).max())
-                output = model(input_ids=train_ids[index, :width], attention_mask=mask[:, :width],
-                               pixel_values=train_pixels[index], return_loss=True)
+                output = model(input_ids=data.train_ids[index, :width], attention_mask=mask[:, :width],
+                               pixel_values=data.train_pixels[index], return_loss=True)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, time.perf_counter() - started)
                 optimizer.zero_grad(set_to_none=True)
@@ -174,20 +224,24 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
                 losses.append(round(output.loss.item(), 4))
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}")
-                if step >= total_steps:
-                    break
-                if time.perf_counter() - started > config.max_seconds:
-                    out_of_time = True
+                out_of_time = time.perf_counter() - started > config.max_seconds and step < total_steps
+                if step >= total_steps or out_of_time:
                     break
             if out_of_time or step >= total_steps:
                 break
-    train_seconds = time.perf_counter() - started
-    retrieval = retrieval_accuracy(model, val_pixels, [c for _, c in val_pairs], tokenizer, config.max_text_tokens)
+    return {"steps": step, "losses": losses, "out_of_time": out_of_time, "seconds": time.perf_counter() - started}
+
+
+def _save(out: Path, model, data: _Data, config: PretrainConfig) -> None:
+    """The encoder as a CLIP checkpoint (model, processor, tokenizer), and `lm/`: the small Llama's config and the
+    same tokenizer, which training initialises from its seed."""
+    from transformers import LlamaConfig
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    processor.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    data.processor.save_pretrained(out)
+    data.tokenizer.save_pretrained(out)
+    tokenizer = data.tokenizer
     lm_config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=config.lm_width,
                             intermediate_size=int(2.75 * config.lm_width), num_hidden_layers=config.lm_layers,
                             num_attention_heads=config.lm_heads, num_key_value_heads=config.lm_heads,
@@ -196,15 +250,6 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
                             pad_token_id=tokenizer.pad_token_id)
     lm_config.save_pretrained(out / "lm")
     tokenizer.save_pretrained(out / "lm")
-    report = {
-        "world": str(world), "scale": meta.get("scale"), "config": config.model_dump(), "steps": step,
-        "epochs_completed": round(step / steps_per_epoch, 2), "stopped_by_time_budget": out_of_time,
-        "train_seconds": round(train_seconds, 1), "torch_threads": torch.get_num_threads(),
-        "final_loss": losses[-1] if losses else None, "loss_curve": losses[:: max(1, len(losses) // 200)],
-        "retrieval": retrieval, "vocab_size": len(tokenizer),
-    }
-    (out / "pretrain.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
 
 
 def _train_tokenizer(world: Path):
@@ -222,6 +267,6 @@ def lr_schedule(config: PretrainConfig, planned: int, total_steps: int):
     def learning_rate(step: int, elapsed: float) -> float:
         clock = 0.0 if config.max_steps is not None else elapsed / config.max_seconds
         progress = min(1.0, max(step / total_steps, clock))
-        return config.learning_rate * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress))
+        return config.learning_rate * linear_warmup(step, warmup) * cosine_decay(progress)
 
     return learning_rate

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-IMAGE_TOKEN = "<image>"
+IMAGE_TOKEN = "<image>"  # the image placeholder of LLaVA text and the tokenizers' token for it: its one owner
 """Placeholder for the image features; the first human turn of a conversation starts with it and a newline."""
 
 SHORT_ANSWER_INSTRUCTION = "Answer the question using a single word or phrase."

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-IMAGE_TOKEN = "<image>"
+from raylayers.prompts import IMAGE_TOKEN
+
 USER_TOKEN = "<|user|>"
 ASSISTANT_TOKEN = "<|assistant|>"
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", IMAGE_TOKEN, USER_TOKEN, ASSISTANT_TOKEN]

@@ -104,3 +104,21 @@ def test_answer_ids_are_the_tokens_training_supervises(tiny_stack):
         supervised = [i for i, label in zip(ids, labels) if label != -100]
         assert encoder.answer_ids(question, "yes") == supervised
         assert encoder.prompt(question) + encoder.answer_ids(question, "yes") == ids
+
+
+def test_sample_order_is_a_seeded_permutation_per_epoch():
+    from raylayers.data import SampleOrder
+
+    order = SampleOrder(5, seed=3)
+    first, second = [order[i] for i in range(5)], [order[i] for i in range(5, 10)]
+    assert sorted(first) == sorted(second) == list(range(5)) and first != second
+    assert [SampleOrder(5, seed=3)[i] for i in range(10)] == first + second  # a resumed run sees the same batches
+
+
+def test_collate_pads_right_and_masks_labels():
+    from raylayers.data import IGNORE_INDEX, Sample, collate
+
+    batch = collate([Sample("a", [1, 2, 3], [IGNORE_INDEX, 2, 3], None), Sample("b", [4], [4], None)], pad_id=0)
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[IGNORE_INDEX, 2, 3], [4, IGNORE_INDEX, IGNORE_INDEX]]

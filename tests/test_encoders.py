@@ -1,11 +1,10 @@
 import pytest
 import torch
+from conftest import tiny_family
 from PIL import Image
 
 from raylayers.encoders import EncoderLoadError, VisionTower
 from raylayers.layers import LayerRangeError
-
-from conftest import tiny_family
 
 FAMILIES = ["clip", "clip_full", "siglip", "dinov2", "dinov2_registers"]
 PREFIX_TOKENS = {"clip": 1, "clip_full": 1, "siglip": 0, "dinov2": 1, "dinov2_registers": 5}

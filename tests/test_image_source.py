@@ -3,11 +3,10 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import write_random_images
 
 from raylayers.errors import UserError
 from raylayers.image_source import SkipCounter, image_refs, iter_image_batches
-
-from conftest import write_random_images
 
 
 def test_folder_source_lists_files_in_order(tmp_path):
@@ -62,3 +61,32 @@ def test_missing_source_is_a_clear_error(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(UserError, match="cannot read LLaVA json"):
         image_refs(tmp_path / "bad.json")
+
+
+def test_one_rule_for_a_llava_jsons_images_and_one_reading_of_an_image_cell(tmp_path):
+    from raylayers.data import Record, image_path
+    from raylayers.image_source import image_cell, llava_image_path
+
+    write_random_images(tmp_path / "images", 1)  # only in images/: LRS and training both find it there
+    json_path = tmp_path / "data.json"
+    assert llava_image_path(json_path, "img_000.png") == tmp_path / "images" / "img_000.png"
+    assert image_path(Record("r", "img_000.png", []), json_path, None) == str(tmp_path / "images" / "img_000.png")
+    assert llava_image_path(json_path, "x.png", tmp_path / "elsewhere") == tmp_path / "elsewhere" / "x.png"
+    assert image_cell({"bytes": b"png", "path": "a.png"}) == b"png"  # an HF struct: its bytes first
+    assert image_cell({"bytes": None, "path": "a.png"}, tmp_path) == str(tmp_path / "a.png")
+    assert image_cell("a.png") == "a.png" and image_cell(None) is None and image_cell("") is None
+
+
+def test_check_image_names_what_is_wrong_without_decoding(tmp_path):
+    from raylayers.image_source import ImageRef, check_image
+
+    (good,) = write_random_images(tmp_path, 1)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello")
+    truncated = good.read_bytes()[:60]
+    assert check_image(ImageRef.of("good", good)) is None
+    assert check_image(ImageRef.of("bytes", good.read_bytes())) is None
+    assert check_image(ImageRef.of("missing", tmp_path / "nope.png")) == "missing"
+    assert check_image(ImageRef.of("empty", tmp_path / "empty.png")) == "empty"
+    assert check_image(ImageRef.of("text", tmp_path / "text.png")) == "not an image"
+    assert check_image(ImageRef.of("truncated", truncated)) == "corrupt"

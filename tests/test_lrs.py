@@ -5,15 +5,23 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import tiny_family, write_random_images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raylayers.encoders import VisionTower
 from raylayers.errors import UserError
-from raylayers.lrs import (CKAAccumulator, CosineAccumulator, compute_lrs, group_names, lrs_groups,
-                           optimal_segmentation, parse_groups, representative_layer, write_lrs)
-
-from conftest import tiny_family, write_random_images
+from raylayers.lrs import (
+    CKAAccumulator,
+    CosineAccumulator,
+    compute_lrs,
+    group_names,
+    lrs_groups,
+    optimal_segmentation,
+    parse_groups,
+    representative_layer,
+    write_lrs,
+)
 
 
 def planted_tower(blocks: list[list[int]], seed: int = 0) -> VisionTower:

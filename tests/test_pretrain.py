@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from raylayers.errors import UserError
 from raylayers.config import PRESETS, pretrain_config
+from raylayers.errors import UserError
 from raylayers.pretrain import lr_schedule, pretrain_encoder
 from raylayers.world import build_world
 

@@ -46,12 +46,9 @@ class Benchmark:
 
     def image_source(self, row: dict) -> str | bytes | None:
         """What `open_image` takes: bytes as they are, a path resolved against the folder."""
-        image = row.get("image")
-        if image is None or isinstance(image, (bytes, bytearray)):
-            return image
-        if isinstance(image, dict):  # a HF image struct left as it was
-            return image.get("bytes") or (str(self.folder / image["path"]) if image.get("path") else None)
-        return str(self.folder / image)
+        from raylayers.image_source import image_cell
+
+        return image_cell(row.get("image"), self.folder)
 
 
 def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:

@@ -18,6 +18,8 @@ import sys
 
 import torch
 
+from raylayers.features import tower_features
+
 
 def answer_contexts(predictor, contexts: list[str], images: list, max_new_tokens: int = 16) -> list[str]:
     """Greedy answers to free-text prompts, one PIL image (or None) each."""
@@ -28,10 +30,9 @@ def answer_contexts(predictor, contexts: list[str], images: list, max_new_tokens
     if with_images:
         if len(with_images) != len(images):
             raise ValueError("a batch mixes questions with and without images; use --batch_size 1")
-        with torch.no_grad():
-            features = predictor.model.image_features(predictor.model.tower.preprocess(with_images)
-                                                      .to(predictor.device))
-    return predictor._greedy(prompts, features, max_new_tokens)
+        features = tower_features(predictor.model.tower, with_images, predictor.model.vision_layers,
+                                  predictor.device)
+    return predictor.greedy(prompts, features, max_new_tokens)
 
 
 def continuation_logprob(predictor, context: str, continuation: str, image) -> tuple[float, bool]:
@@ -41,8 +42,7 @@ def continuation_logprob(predictor, context: str, continuation: str, image) -> t
     ids = torch.tensor([prompt + target], device=predictor.device)
     features = None
     if image is not None:
-        with torch.no_grad():
-            features = predictor.model.image_features(predictor.model.tower.preprocess([image]).to(predictor.device))
+        features = tower_features(predictor.model.tower, [image], predictor.model.vision_layers, predictor.device)
     with torch.no_grad():
         logits = predictor.model(input_ids=ids, features=features).logits.float()[0]
     logprobs = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)

@@ -19,6 +19,7 @@ import torch
 
 from raylayers.config import MODES
 from raylayers.errors import UserError
+from raylayers.features import ImageFeatures
 
 MAX_NEW_TOKENS = {"multiple_choice": 4, "yes_no": 4, "short": 12}
 
@@ -70,6 +71,7 @@ class Predictor:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_id = self.tokenizer.eos_token_id
         self.checkpoint = str(folder)
+        self.features = ImageFeatures(self.model, device=self.device)  # no cache: each image is answered once
 
     # ---------------------------------------------------------------------------------------------- inputs
     @staticmethod
@@ -83,19 +85,7 @@ class Predictor:
 
     def _features(self, sources: list) -> tuple[dict[int, torch.Tensor] | None, list[str | None]]:
         """Selected-layer features for the images that open, and per row None or the reason it failed."""
-        from raylayers.train import _open
-
-        images, errors = [], []
-        for index, source in enumerate(sources):
-            image, reason = (None, "missing") if source is None else _open(str(index), source)
-            images.append(image)
-            errors.append(None if image is not None else f"image {reason}")
-        good = [image for image in images if image is not None]
-        if not good:
-            return None, errors
-        with torch.no_grad():
-            features = self.model.image_features(self.model.tower.preprocess(good).to(self.device))
-        return features, errors
+        return self.features.of_sources(sources)
 
     def _left_padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in sequences)
@@ -107,7 +97,7 @@ class Predictor:
         return ids.to(self.device), mask.to(self.device)
 
     # ---------------------------------------------------------------------------------------------- answering
-    def _greedy(self, prompts: list[list[int]], features, max_new_tokens: int) -> list[str]:
+    def greedy(self, prompts: list[list[int]], features, max_new_tokens: int) -> list[str]:
         ids, mask = self._left_padded(prompts)
         new = self.model.generate(ids, attention_mask=mask, features=features, max_new_tokens=max_new_tokens,
                                   pad_token_id=self.pad_id, eos_token_id=self.eos_id)
@@ -182,7 +172,7 @@ class Predictor:
                     questions = [self._question(batch[i]) for i in usable]
                     texts = self._likelihood(prompts, questions, features, candidates)
                 else:
-                    texts = self._greedy(prompts, features, MAX_NEW_TOKENS.get(answer_type, 12))
+                    texts = self.greedy(prompts, features, MAX_NEW_TOKENS.get(answer_type, 12))
                 for i, text in zip(usable, texts):
                     answers[i] = text
             for row, answer, error in zip(batch, answers, errors):

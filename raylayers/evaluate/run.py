@@ -58,14 +58,14 @@ def _image_key(row: dict) -> str | None:
     benchmark has it, else the image path, else a hash of the image bytes."""
     import hashlib
 
+    from raylayers.image_source import image_cell
+
     if row.get("image_id") is not None:
         return str(row["image_id"])
-    image = row.get("image")
-    if isinstance(image, dict):  # a HF image struct
-        image = image.get("path") or image.get("bytes")
-    if isinstance(image, (bytes, bytearray)):
+    image = image_cell(row.get("image"))
+    if isinstance(image, bytes):
         return hashlib.sha1(image).hexdigest()
-    return None if image is None else str(image)
+    return image
 
 
 def summarise(per_benchmark: dict[str, dict], weights: dict[str, float] | None = None) -> dict:
@@ -145,9 +145,10 @@ def _shards(size: int, parts: int) -> list[tuple[int, int]]:
 def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path, mode: str = "greedy",
                         workers: int = 1, batch_size: int = 16, limit: int | None = None,
                         use_gpu: bool = False, weights: dict[str, float] | None = None) -> dict:
-    """Answer every question of the benchmarks with the checkpoint and score them."""
+    """Answer every question of the benchmarks with the checkpoint (here, or sharded over Ray workers) and score
+    them; writes `predictions.jsonl`, `per_question.parquet` and `scores.json` into `out`."""
     from raylayers.config import MODES
-    from raylayers.evaluate.predict import Predictor, find_checkpoint
+    from raylayers.evaluate.predict import find_checkpoint
 
     if mode not in MODES:
         raise UserError(f"unknown evaluation mode '{mode}' (valid: {', '.join(MODES)})")
@@ -159,43 +160,11 @@ def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path
     total = sum(len(b.rows) for b in benches)
     print(f"[raylayers] evaluating {folder} on {len(benches)} benchmark(s), {total} questions, {mode} mode, "
           f"{workers} worker(s)", flush=True)
-    answers: dict[str, list[dict]] = {}
+    device = "cuda" if use_gpu else "cpu"
     if workers <= 1:
-        predictor = Predictor(folder, device="cuda" if use_gpu else "cpu", batch_size=batch_size)
-        done = 0
-        for bench in benches:
-            def progress(n, name=bench.name):
-                nonlocal done
-                done += n
-                print(f"\r[raylayers] eval {name}: {done}/{total} questions", end="", file=sys.stderr, flush=True)
-
-            answers[bench.name] = predictor.predict(bench.rows, [bench.image_source(r) for r in bench.rows],
-                                                    bench.answer_type, mode, progress)
-        print(file=sys.stderr)
+        answers = _answer_here(folder, benches, mode, batch_size, device)
     else:
-        import ray
-
-        from raylayers.ray_session import init_ray
-
-        init_ray()
-        task = ray.remote(num_cpus=1 if not use_gpu else 0, num_gpus=1 if use_gpu else 0)(_predict_shard)
-        pending = {}
-        for bench, bench_folder in zip(benches, bench_folders):
-            for start, stop in _shards(len(bench.rows), workers):
-                ref = task.remote(folder, str(bench_folder), start, stop, mode, batch_size,
-                                  "cuda" if use_gpu else "cpu", limit)
-                pending[ref] = (bench.name, start)
-        shards: dict[str, dict[int, list[dict]]] = {b.name: {} for b in benches}
-        done, remaining = 0, list(pending)
-        while remaining:
-            ready, remaining = ray.wait(remaining, num_returns=1)
-            name, start = pending[ready[0]]
-            shards[name][start] = ray.get(ready[0])
-            done += len(shards[name][start])
-            print(f"\r[raylayers] eval: {done}/{total} questions", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
-        answers = {name: [r for start in sorted(parts) for r in parts[start]] for name, parts in shards.items()}
-
+        answers = _answer_on_ray(folder, benches, bench_folders, mode, batch_size, device, limit, workers)
     per_benchmark, table_rows = {}, []
     out.mkdir(parents=True, exist_ok=True)
     with (out / "predictions.jsonl").open("w", encoding="utf-8") as handle:
@@ -216,6 +185,52 @@ def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path
     extra = {"checkpoint": folder, "mode": mode, "workers": workers, "weights": weights,
              "seconds": round(time.perf_counter() - started, 2)}
     return _write_outputs(out, per_benchmark, table_rows, extra)
+
+
+def _answer_here(folder: str, benches: list[Benchmark], mode: str, batch_size: int, device: str
+                 ) -> dict[str, list[dict]]:
+    """Every benchmark's answers from one predictor in this process, with a progress line."""
+    from raylayers.evaluate.predict import Predictor
+
+    predictor = Predictor(folder, device=device, batch_size=batch_size)
+    total, done, answers = sum(len(b.rows) for b in benches), 0, {}
+    for bench in benches:
+        def progress(n, name=bench.name):
+            nonlocal done
+            done += n
+            print(f"\r[raylayers] eval {name}: {done}/{total} questions", end="", file=sys.stderr, flush=True)
+
+        answers[bench.name] = predictor.predict(bench.rows, [bench.image_source(r) for r in bench.rows],
+                                                bench.answer_type, mode, progress)
+    print(file=sys.stderr)
+    return answers
+
+
+def _answer_on_ray(folder: str, benches: list[Benchmark], bench_folders: list[Path], mode: str, batch_size: int,
+                   device: str, limit: int | None, workers: int) -> dict[str, list[dict]]:
+    """Contiguous shards of every benchmark answered by Ray tasks, merged back in question order."""
+    import ray
+
+    from raylayers.ray_session import init_ray
+
+    init_ray()
+    on_gpu = device == "cuda"
+    task = ray.remote(num_cpus=0 if on_gpu else 1, num_gpus=1 if on_gpu else 0)(_predict_shard)
+    pending = {}
+    for bench, bench_folder in zip(benches, bench_folders):
+        for start, stop in _shards(len(bench.rows), workers):
+            ref = task.remote(folder, str(bench_folder), start, stop, mode, batch_size, device, limit)
+            pending[ref] = (bench.name, start)
+    shards: dict[str, dict[int, list[dict]]] = {b.name: {} for b in benches}
+    total, done, remaining = sum(len(b.rows) for b in benches), 0, list(pending)
+    while remaining:
+        ready, remaining = ray.wait(remaining, num_returns=1)
+        name, start = pending[ready[0]]
+        shards[name][start] = ray.get(ready[0])
+        done += len(shards[name][start])
+        print(f"\r[raylayers] eval: {done}/{total} questions", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return {name: [r for start in sorted(parts) for r in parts[start]] for name, parts in shards.items()}
 
 
 def format_scores(scores: dict) -> str:

@@ -37,62 +37,17 @@ def _label(row: dict) -> str:
 
 
 def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: dict) -> Path:
+    """`report.md` of a search and its figures: the outcome, the plots, the ranked table, the trials that did not
+    complete."""
     out = Path(out)
-    figures = out / "figures"
-    figures.mkdir(exist_ok=True)
     done = sorted((r for r in rows if r["status"] == "completed" and r["score"] is not None),
                   key=lambda r: -r["score"])
-    best, baseline = summary.get("best"), summary.get("baseline")
-    lines = [f"# Search report: {summary['name']}", ""]
-    lines.append(f"{summary['trials']} trials in {summary['seconds']:.0f} s: {summary['completed']} completed, "
-                 f"{summary['pruned']} stopped early by ASHA, {summary['failed']} failed. LRS: `{summary['lrs']}`.")
-    lines.append("")
-    if best:
-        lines.append(f"**Best:** layers {list(best['layers'])} with `{best['connector']}`, score "
-                     f"{best['score']:.4f}.")
-        if baseline:
-            delta = best["score"] - baseline["score"]
-            lines.append(f"**Penultimate-layer baseline** (layer {list(baseline['layers'])}): {baseline['score']:.4f} "
-                         f"({'+' if delta >= 0 else ''}{delta:.4f} for the best).")
-        if summary.get("best_vs_baseline"):
-            from raylayers.evaluate.significance import describe
-
-            lines.append(f"Best minus baseline: {describe(summary['best_vs_baseline'])}.")
-        warning = caution(summary)
-        if warning:
-            lines.append(f"**Caution:** {warning}.")
-        lines.append(f"Train it again: `raylayers train --config {out / 'best_config.yaml'} --out runs/best`.")
-        lines.append("")
-    marked = list(best["layers"]) if best else None
-    plot_lrs_heatmap(np.array(lrs["matrix"]), lrs["groups"], figures / "lrs_chosen.png",
-                     title="LRS, best layers in red", marked_layers=marked)
-    plot_search_progress([r["score"] if r["status"] == "completed" else None
-                          for r in sorted(rows, key=lambda r: r["order"])], figures / "progress.png",
-                         baseline=baseline["score"] if baseline else None)
-    lines += ["![search progress](figures/progress.png)", "", "![LRS with the chosen layers](figures/lrs_chosen.png)",
-              ""]
-    single = {r["layers"][0]: r for r in done if len(r["layers"]) == 1}
-    per_layer = {layer: {k[6:]: r[k] for k in CATEGORY_KEYS if r.get(k) is not None} for layer, r in single.items()}
-    if len(single) >= 2 and any(per_layer.values()):  # a table without score_* columns has nothing to draw
-        plot_category_lines(per_layer, figures / "categories_by_layer.png")
-        lines += ["![score per category over single layers](figures/categories_by_layer.png)", ""]
-    bench_rows = {_label(r): {k[6:]: r[k] for k in r if k.startswith("bench_") and r[k] is not None}
-                  for r in done[:20]}
-    if bench_rows and any(bench_rows.values()):
-        plot_layer_benchmark_heatmap({k: v for k, v in bench_rows.items() if v}, figures / "benchmarks.png",
-                                     title="Per benchmark, normalised (best 20 configurations)")
-        lines += ["![scores per benchmark](figures/benchmarks.png)", ""]
-    cats = [k for k in CATEGORY_KEYS if any(r.get(k) is not None for r in done)]
-    lines += ["| rank | layers | connector | hyper-parameters | score | " + " | ".join(k[6:] for k in cats)
-              + " | steps | seconds |",
-              "|---|---|---|---|---|" + "---|" * len(cats) + "---|---|"]
-    for rank, r in enumerate(done, 1):
-        hyper = json.loads(r.get("hyperparameters") or "{}")
-        cells = [str(rank), ",".join(map(str, r["layers"])), r["connector"],
-                 ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hyper.items()) or "-",
-                 f"{r['score']:.4f}", *[f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in cats],
-                 str(r["steps_trained"]), f"{r['wall_seconds'] or 0:.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = [f"# Search report: {summary['name']}", "",
+             f"{summary['trials']} trials in {summary['seconds']:.0f} s: {summary['completed']} completed, "
+             f"{summary['pruned']} stopped early by ASHA, {summary['failed']} failed. LRS: `{summary['lrs']}`.", ""]
+    lines += _outcome(out, summary)
+    lines += _figures(out, rows, done, lrs, summary)
+    lines += _ranked_table(done)
     others = [r for r in rows if r["status"] != "completed"]
     if others:
         lines += ["", "Stopped early or failed:", ""]
@@ -105,3 +60,66 @@ def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: d
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _outcome(out: Path, summary: dict) -> list[str]:
+    """The best configuration next to the baseline, whether the difference is beyond noise, the caution."""
+    best, baseline = summary.get("best"), summary.get("baseline")
+    if not best:
+        return []
+    lines = [f"**Best:** layers {list(best['layers'])} with `{best['connector']}`, score {best['score']:.4f}."]
+    if baseline:
+        delta = best["score"] - baseline["score"]
+        lines.append(f"**Penultimate-layer baseline** (layer {list(baseline['layers'])}): {baseline['score']:.4f} "
+                     f"({'+' if delta >= 0 else ''}{delta:.4f} for the best).")
+    if summary.get("best_vs_baseline"):
+        from raylayers.evaluate.significance import describe
+
+        lines.append(f"Best minus baseline: {describe(summary['best_vs_baseline'])}.")
+    warning = caution(summary)
+    if warning:
+        lines.append(f"**Caution:** {warning}.")
+    lines += [f"Train it again: `raylayers train --config {out / 'best_config.yaml'} --out runs/best`.", ""]
+    return lines
+
+
+def _figures(out: Path, rows: list[dict], done: list[dict], lrs: dict, summary: dict) -> list[str]:
+    """The progress and LRS figures always; per category over single layers and per benchmark when there is data."""
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    best, baseline = summary.get("best"), summary.get("baseline")
+    plot_lrs_heatmap(np.array(lrs["matrix"]), lrs["groups"], figures / "lrs_chosen.png",
+                     title="LRS, best layers in red", marked_layers=list(best["layers"]) if best else None)
+    plot_search_progress([r["score"] if r["status"] == "completed" else None
+                          for r in sorted(rows, key=lambda r: r["order"])], figures / "progress.png",
+                         baseline=baseline["score"] if baseline else None)
+    lines = ["![search progress](figures/progress.png)", "", "![LRS with the chosen layers](figures/lrs_chosen.png)",
+             ""]
+    single = {r["layers"][0]: r for r in done if len(r["layers"]) == 1}
+    per_layer = {layer: {k[6:]: r[k] for k in CATEGORY_KEYS if r.get(k) is not None} for layer, r in single.items()}
+    if len(single) >= 2 and any(per_layer.values()):  # a table without score_* columns has nothing to draw
+        plot_category_lines(per_layer, figures / "categories_by_layer.png")
+        lines += ["![score per category over single layers](figures/categories_by_layer.png)", ""]
+    bench_rows = {_label(r): {k[6:]: r[k] for k in r if k.startswith("bench_") and r[k] is not None}
+                  for r in done[:20]}
+    if bench_rows and any(bench_rows.values()):
+        plot_layer_benchmark_heatmap({k: v for k, v in bench_rows.items() if v}, figures / "benchmarks.png",
+                                     title="Per benchmark, normalised (best 20 configurations)")
+        lines += ["![scores per benchmark](figures/benchmarks.png)", ""]
+    return lines
+
+
+def _ranked_table(done: list[dict]) -> list[str]:
+    """The completed configurations, best first, with their category scores, steps and seconds."""
+    cats = [k for k in CATEGORY_KEYS if any(r.get(k) is not None for r in done)]
+    lines = ["| rank | layers | connector | hyper-parameters | score | " + " | ".join(k[6:] for k in cats)
+             + " | steps | seconds |",
+             "|---|---|---|---|---|" + "---|" * len(cats) + "---|---|"]
+    for rank, r in enumerate(done, 1):
+        hyper = json.loads(r.get("hyperparameters") or "{}")
+        cells = [str(rank), ",".join(map(str, r["layers"])), r["connector"],
+                 ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in hyper.items()) or "-",
+                 f"{r['score']:.4f}", *[f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in cats],
+                 str(r["steps_trained"]), f"{r['wall_seconds'] or 0:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

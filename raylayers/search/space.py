@@ -25,6 +25,7 @@ import random
 from pathlib import Path
 
 from raylayers.config import SearchConfig, SpaceSection, load_config
+from raylayers.connectors.base import penultimate
 from raylayers.errors import UserError
 
 
@@ -155,7 +156,7 @@ def build_layer_space(space: SpaceSection, lrs: dict, where: str = "space") -> L
         representatives={g: representatives_all[g] for g in groups}, similarity=lrs["matrix"],
         num_layers=sorted(set(space.num_layers)), one_per_group=space.one_per_group,
         single_connectors=list(space.single_connectors), fusion_connectors=list(space.fusion_connectors),
-        penultimate=max(1, depth - 1))
+        penultimate=penultimate(depth))
 
 
 # ================================================================================================ LRS priors

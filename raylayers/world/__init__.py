@@ -26,8 +26,8 @@ The modules, each importing only those listed before it:
 Other modules import from here; the names below are the package's public surface.
 """
 
-from .build import build_world
-from .questions import (
+from raylayers.world.build import build_world
+from raylayers.world.questions import (
     POPE_SPLITS,
     QUESTION_MAKERS,
     TASK_CATEGORIES,
@@ -39,10 +39,10 @@ from .questions import (
     object_stats,
     pope_negative,
 )
-from .render import render_scene
-from .scale import SCALES, WorldError, WorldScale
-from .scene import Scene, SceneObject, sample_scene
-from .words import CAPTION_REQUESTS, CELL_NAMES, COLOURS, SHAPES, SIZES, cell_box, vocabulary
+from raylayers.world.render import render_scene
+from raylayers.world.scale import SCALES, WorldError, WorldScale
+from raylayers.world.scene import Scene, SceneObject, sample_scene
+from raylayers.world.words import CAPTION_REQUESTS, CELL_NAMES, COLOURS, SHAPES, SIZES, cell_box, vocabulary
 
 __all__ = [
     "CAPTION_REQUESTS",

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ..prompts import format_question, with_image_token
-from .questions import (
+from raylayers.prompts import format_question, with_image_token
+from raylayers.world.questions import (
     POPE_SPLITS,
     QUESTION_MAKERS,
     TASK_CATEGORIES,
@@ -34,10 +34,10 @@ from .questions import (
     object_stats,
     pope_question,
 )
-from .render import render_scene
-from .scale import SCALES, WorldError, WorldScale
-from .scene import Scene, pick, sample_scene
-from .words import CAPTION_REQUESTS, POPE_ANSWERS, vocabulary
+from raylayers.world.render import render_scene
+from raylayers.world.scale import SCALES, WorldError, WorldScale
+from raylayers.world.scene import Scene, pick, sample_scene
+from raylayers.world.words import CAPTION_REQUESTS, POPE_ANSWERS, vocabulary
 
 # ---------------------------------------------------------------------------------------------------------------
 # Records and benchmark rows

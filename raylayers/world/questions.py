@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from ..prompts import option_letters
-from .scene import Scene, pick
-from .words import (
+from raylayers.prompts import option_letters
+from raylayers.world.scene import Scene, pick
+from raylayers.world.words import (
     ATTRIBUTE_COLOUR,
     ATTRIBUTE_SHAPE,
     ATTRIBUTE_SIZE,

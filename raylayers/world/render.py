@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .scene import SIZE_RADIUS, Scene
+from raylayers.world.scene import SIZE_RADIUS, Scene
 
 SUPERSAMPLE = 2
 """Draw at twice the size and box-filter down: smooth edges keep small diamonds apart from small squares."""

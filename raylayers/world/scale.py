@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UserError
-from .words import CELL_NAMES
+from raylayers.errors import UserError
+from raylayers.world.words import CELL_NAMES
 
 
 class WorldError(UserError, ValueError):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scale import WorldScale
-from .words import CELL_NAMES, COLOURS, SHAPES, SIZES, TEXT_WORDS
+from raylayers.world.scale import WorldScale
+from raylayers.world.words import CELL_NAMES, COLOURS, SHAPES, SIZES, TEXT_WORDS
 
 # Skewed on purpose: POPE's "popular" split needs some colour-shape objects to be commoner than others.
 SHAPE_WEIGHTS = (0.34, 0.26, 0.22, 0.18)

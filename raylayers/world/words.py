@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ..prompts import (
+from raylayers.prompts import (
     IMAGE_TOKEN,
     MULTIPLE_CHOICE_INSTRUCTION,
     SHORT_ANSWER_INSTRUCTION,

@@ -68,10 +68,10 @@ def test_replay_search_finds_the_best_and_never_trains_a_configuration_twice(rep
 def test_the_summary_says_whether_the_best_beats_the_baseline_beyond_noise(replay, tmp_path, capsys):
     import pyarrow as pa
 
+    from raylayers.cli import say_search_summary
     from raylayers.lrs import load_lrs
     from raylayers.search.results import write_results
     from raylayers.search.space import build_layer_space, load_search_config
-    from raylayers.cli import say_search_summary
     from raylayers.search.summary import finish
 
     space, lrs_path, _ = replay

@@ -27,6 +27,7 @@ from raylayers.evaluate.importers.layouts import (
 )
 from raylayers.evaluate.importers.values import letter_answer, text_value
 from raylayers.evaluate.schema import REQUIRED_COLUMNS
+from raylayers.image_source import image_cell
 
 BASE_COLUMNS = REQUIRED_COLUMNS + ("options",)  # every importer writes options, empty when not multiple choice
 
@@ -111,19 +112,11 @@ def _gqa_rows(source: Source, ctx: ImportContext) -> Iterator[dict | str]:
 # ------------------------------------------------------------------------------------------------ finishing rows
 def _image_bytes(value, ctx: ImportContext) -> bytes | None:
     """Encoded bytes from an HF image struct {"bytes", "path"}, raw bytes, or a path beside the parquet file."""
-    path = None
-    if isinstance(value, dict):
-        data, path = value.get("bytes"), value.get("path")
-        if data:
-            return bytes(data)
-    elif isinstance(value, (bytes, bytearray)):
-        return bytes(value) or None
-    elif isinstance(value, str):
-        path = value
-    if path and ctx.file is not None:
-        candidate = ctx.file.parent / path
-        if candidate.is_file():
-            return candidate.read_bytes() or None
+    image = image_cell(value, ctx.file.parent if ctx.file is not None else None)
+    if isinstance(image, bytes):
+        return image or None
+    if image is not None and ctx.file is not None and Path(image).is_file():
+        return Path(image).read_bytes() or None
     return None
 
 

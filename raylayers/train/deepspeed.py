@@ -1,0 +1,55 @@
+"""The DeepSpeed config of a stage: the shipped ZeRO JSON (or the user's) with every "auto" filled from the recipe.
+
+`raylayers/configs/deepspeed/zero<stage>.json` holds what does not depend on the run; batch sizes, gradient
+accumulation, precision and the ZeRO-3 bucket sizes are filled here, so one recipe key changes them everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from raylayers.config import StageConfig, TrainConfig
+from raylayers.errors import UserError
+
+
+def deepspeed_config(config: TrainConfig, stage: StageConfig, world_size: int, use_gpu: bool,
+                     hidden_size: int) -> dict:
+    """The shipped (or user's) ZeRO JSON with every "auto" filled from the TrainConfig."""
+    if config.deepspeed.config:
+        path = Path(config.deepspeed.config)
+        try:
+            base = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(f"cannot read DeepSpeed config '{path}': {err}") from None
+    else:
+        name = f"zero{config.deepspeed.zero_stage}.json"
+        base = json.loads(resources.files("raylayers.configs.deepspeed").joinpath(name).read_text())
+    precision = config.precision if config.precision != "auto" else ("bf16" if use_gpu else "fp32")
+    accumulation = stage.global_batch_size // (stage.micro_batch_size * world_size)
+    filled = {
+        "train_batch_size": stage.global_batch_size,
+        "train_micro_batch_size_per_gpu": stage.micro_batch_size,
+        "gradient_accumulation_steps": accumulation,
+    }
+    base.update(filled)
+    base.setdefault("bf16", {})["enabled"] = precision == "bf16"
+    base.setdefault("fp16", {})["enabled"] = precision == "fp16"
+    zero = base.setdefault("zero_optimization", {})
+    for key, value in (("stage3_prefetch_bucket_size", int(0.9 * hidden_size * hidden_size)),
+                       ("stage3_param_persistence_threshold", 10 * hidden_size)):
+        if zero.get(key) == "auto":
+            zero[key] = value
+    leftover = [key for key, value in walk(base) if value == "auto"]
+    if leftover:
+        raise UserError(f"DeepSpeed config: cannot fill 'auto' for {', '.join(leftover)}")
+    return base
+
+
+def walk(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from walk(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

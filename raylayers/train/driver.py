@@ -1,0 +1,120 @@
+"""The training driver (`raylayers train`, and every search trial): check, launch the workers, read the outcome.
+
+`run_training(config, out)` checks everything that needs no worker (data files, encoder depth, connector and
+layers, the LM), resolves the layer numbers once against the encoder's depth, writes `config.yaml`, then runs a
+Ray Train `TorchTrainer` of `resources.num_workers` workers (gloo on CPU, NCCL on GPU; `worker.py`) and calls
+`fit()`. A worker's `UserError` comes back as one line; a diverged run raises one naming the step and the last good
+checkpoint. Inside a Tune trial, `tune_callback=True` forwards the probe's reports to Tune (ASHA reads them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from raylayers.config import TrainConfig, dump_yaml
+from raylayers.errors import UserError, user_error_in
+from raylayers.train.worker import DIVERGED_FILE, train_loop_per_worker
+
+
+def check_before_launch(config: TrainConfig) -> dict:
+    """Everything that can be checked without a worker: data files, encoder depth, connector name and layers.
+
+    Returns what the driver learnt: the encoder's depth, the selected `layers` (positive, resolved once here) and
+    the `vision_layers` the connector reads.
+    """
+    from transformers import AutoConfig
+
+    from raylayers.connectors import connector_class
+    from raylayers.encoders import load_encoder_config, quiet_transformers
+    from raylayers.model import load_tokenizer, resolve_model_layers
+
+    quiet_transformers()
+    cls = connector_class(config.model.connector)  # names the valid choices
+    for stage_name in config.stages:
+        path = Path(getattr(config.data, stage_name))
+        if not path.is_file():
+            raise UserError(f"data.{stage_name}: '{path}' does not exist")
+    if config.data.val and not Path(config.data.val).is_file():
+        raise UserError(f"data.val: '{config.data.val}' does not exist")
+    encoder_config = load_encoder_config(config.model.encoder, config.model.trust_remote_code)
+    depth = int((getattr(encoder_config, "vision_config", None) or encoder_config).num_hidden_layers)
+    try:
+        AutoConfig.from_pretrained(config.model.lm, trust_remote_code=config.model.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise UserError(f"model.lm: cannot load '{config.model.lm}': {str(err).splitlines()[0][:200]}") from None
+    load_tokenizer(config.model.lm, config.model.trust_remote_code)
+    layers = resolve_model_layers(config.model, depth)
+    return {"encoder_layers": depth, "layers": layers, "vision_layers": cls.required_layers(layers, depth)}
+
+
+def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = False) -> dict:
+    """Run the recipe on Ray Train; returns the run's summary. Raises UserError on bad input or divergence."""
+    from raylayers.ray_session import init_ray
+
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    checked = check_before_launch(config)  # paths are absolute already: a config's paths resolve when it is made
+    # the layers resolved once, against the encoder's depth: workers and the saved config carry positive numbers
+    config = config.model_copy(update={"model": config.model.model_copy(update={"layers": checked["layers"]})})
+    (out / "config.yaml").write_text(dump_yaml(config))
+    init_ray()
+    (out / DIVERGED_FILE).unlink(missing_ok=True)
+    try:
+        result = _trainer(config, out, tune_callback).fit()
+    except Exception as err:  # a worker's UserError arrives wrapped in Ray's error with its traceback
+        message = user_error_in(str(err))
+        if message is None:
+            raise
+        raise UserError(message) from None
+    if (out / DIVERGED_FILE).exists():
+        diverged = json.loads((out / DIVERGED_FILE).read_text())
+        last = result.checkpoint.path if result.checkpoint else "none (it diverged before the first)"
+        raise UserError(f"training stopped: the loss became NaN/inf at {diverged['stage']} step "
+                        f"{diverged['step']}; last good checkpoint: {last}")
+    from raylayers.files import write_text_atomic
+
+    summary_path = out / "train_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary.update({"final_metrics": dict(result.metrics or {}),
+                    "checkpoint": result.checkpoint.path if result.checkpoint else None, **checked})
+    write_text_atomic(summary_path, json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _trainer(config: TrainConfig, out: Path, tune_callback: bool):
+    """The `TorchTrainer`: workers and resources, the backend, storage, restarts, checkpoints kept."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    hardware = config.resources
+    storage = hardware.storage_path or out / "ray"  # an absolute local path, or a URI such as s3://bucket/prefix
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": config.model_dump(), "out": str(out),
+                           "threads_per_worker": max(1, hardware.cpus_per_worker)},
+        scaling_config=ray.train.ScalingConfig(num_workers=hardware.num_workers, use_gpu=hardware.use_gpu,
+                                               resources_per_worker={"CPU": hardware.cpus_per_worker}),
+        torch_config=TorchConfig(backend="nccl" if hardware.use_gpu else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=config.name, storage_path=str(storage),
+            failure_config=ray.train.FailureConfig(max_failures=config.checkpoint.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.checkpoint.keep),
+            callbacks=[_probe_to_tune_callback()] if tune_callback else []),
+    )
+
+
+def _probe_to_tune_callback():
+    """Ray Train's `TuneReportCallback`, forwarding only the probe's reports, with the validation answer accuracy
+    as `score` (what ASHA and the searcher rank by; Tune requires the metric in every result it gets)."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class ProbeToTune(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            first = dict(metrics[0]) if metrics else {}
+            if "val_answer_accuracy" not in first:
+                return
+            first["score"] = first["val_answer_accuracy"]
+            super().after_report(run_context, [first, *metrics[1:]], checkpoint)
+
+    return ProbeToTune()
