@@ -3,6 +3,7 @@
 - `train`: `TrainConfig` (`raylayers train --config`), its sections, and every search trial.
 - `search`: `SearchConfig` (`raylayers search --space`).
 - `pretrain`: `PretrainConfig` and its presets (`raylayers pretrain-encoder`).
+- `world`: `WorldScale` and its presets (`raylayers world --scale`).
 - `evaluate`, `lrs`: the options of `raylayers eval` and `raylayers lrs`, which a search's `objective` and `lrs`
   sections extend, so their defaults live in one place.
 - `base`: the `Section` model, typed paths, YAML reading, `--set`, one-line errors (`load_config`).
@@ -45,6 +46,7 @@ from raylayers.config.train import (
     StageConfig,
     TrainConfig,
 )
+from raylayers.config.world import SCALES, WorldScale
 
 SCHEMAS = {"train": TrainConfig, "search": SearchConfig}
 """The configs `raylayers config-schema` describes."""
@@ -53,6 +55,6 @@ __all__ = [
     "MODES", "PRESETS", "SCHEMAS", "BaseSection", "BenchList", "BudgetSection", "CacheConfig", "CheckpointConfig",
     "DataConfig", "DeepSpeedConfig", "EvalMode", "EvalOptions", "LRSOptions", "LRSSection", "LocalPath",
     "ModelConfig", "ModelSource", "ObjectiveSection", "PretrainConfig", "RecipeRef", "ResourcesConfig",
-    "SearchConfig", "Section", "SpaceSection", "StageConfig", "TrainConfig", "apply_override", "dump_yaml",
-    "load_config", "pretrain_config", "read_yaml", "resolve_config_path", "set_key", "validate",
+    "SCALES", "SearchConfig", "Section", "SpaceSection", "StageConfig", "TrainConfig", "apply_override", "dump_yaml",
+    "WorldScale", "load_config", "pretrain_config", "read_yaml", "resolve_config_path", "set_key", "validate",
 ]
