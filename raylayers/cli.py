@@ -1,4 +1,4 @@
-"""The `raylayers` command line: one parser, each subcommand a plain function (DESIGN.md, "The command line").
+"""The `raylayers` command line: one parser, each subcommand a plain function (ARCHITECTURE.md, "The command line").
 
 `main(argv)` returns the exit code, so tests call it directly. A `UserError` becomes one line on stderr and exit
 code 2; anything else is a bug and keeps its traceback.

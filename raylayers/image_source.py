@@ -1,4 +1,4 @@
-"""Where images come from: a folder, a LLaVA json, or a benchmark folder (DESIGN.md: SRC for images).
+"""Where images come from: a folder, a LLaVA json, or a benchmark folder (ARCHITECTURE.md: SRC for images).
 
 Bad files never stop the work: a file that is empty, corrupt or not an image is skipped and counted with its reason,
 and the caller reports the counts. Only "no usable image at all" is an error.

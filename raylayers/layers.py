@@ -1,4 +1,4 @@
-"""Layer numbering, in one place (DESIGN.md, "Conventions").
+"""Layer numbering, in one place (ARCHITECTURE.md, "Conventions").
 
 "Layer i" (1 <= i <= L) is the output of transformer block i, i.e. `hidden_states[i]` of a transformers vision model;
 layer 0 is the embedding output `hidden_states[0]`. A negative number counts from the end like a Python index on

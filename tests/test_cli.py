@@ -12,7 +12,7 @@ import pytest
 from raylayers.cli import build_parser, main
 from raylayers.search.results import read_results
 
-# DESIGN.md's command list, all of them, plus config-schema (JSON Schema of the configs, for editors)
+# ARCHITECTURE.md's command list, all of them
 COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "eval", "search", "export", "demo", "config-schema"]
 
 

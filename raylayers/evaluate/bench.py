@@ -1,6 +1,6 @@
 """Benchmark folders: finding them from `--bench DIR_OR_NAME`, reading and validating `questions.parquet`.
 
-A benchmark folder (DESIGN.md) holds `questions.parquet` (question_id, image, question, answer, task, category,
+A benchmark folder (ARCHITECTURE.md, "Files raylayers writes") holds `questions.parquet` (question_id, image, question, answer, task, category,
 options, plus metric-specific extras) and `meta.json` naming its metric. `--bench` accepts:
 - one benchmark folder;
 - a folder of benchmark folders (a world's `bench/`), or a world folder (its `bench/` is used);

@@ -3,7 +3,7 @@ per benchmark (the paper's Fig. 2) and the per-category line plot over layers (i
 
     python -m raylayers.evaluate.compare --runs runs/eval-layer3 runs/eval-layer9 runs/eval-layer11 --out runs/plots
 
-(a module entry point rather than a `raylayers` subcommand: DESIGN.md's command list is a contract.)"""
+(a module entry point rather than a `raylayers` subcommand: ARCHITECTURE.md's command list is a contract.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The benchmark folder contract (DESIGN.md, "Files the program writes"), in one place.
+"""The benchmark folder contract (ARCHITECTURE.md, "Files raylayers writes"), in one place.
 
 A benchmark folder holds `questions.parquet` with at least `REQUIRED_COLUMNS` (and `options` for multiple choice)
 and `meta.json` naming its metric; each question belongs to one of the paper's four `CATEGORIES` and has one of the

@@ -1,6 +1,6 @@
 """The searcher: Ray Tune's `OptunaSearch` with LRS priors, no repeated configurations and honest pruning.
 
-Two flaws of the stock Ray + Optuna combination are fixed here (DESIGN.md, issue "search"):
+Two flaws of the stock Ray + Optuna combination are fixed here (ARCHITECTURE.md, "Ray: drivers and workers"):
 - a trial stopped early by ASHA reaches `on_trial_complete` with its last intermediate score; stock OptunaSearch
   tells Optuna that partial score as a COMPLETE result. Here a trial is complete only when its last result carries
   `final: True` (the trial driver sets it after evaluation); otherwise Optuna hears PRUNED, and TPE ranks it by its

@@ -85,7 +85,7 @@ def train_trial(trial: dict, settings: dict) -> None:
 
 
 def load_table(path: str | Path) -> dict[str, list[dict]]:
-    """A replay table: key -> its rows sorted by step (DESIGN.md: layers, connector, score, [score_*], [step])."""
+    """A replay table: key -> its rows sorted by step (ARCHITECTURE.md: layers, connector, score, [score_*], [step])."""
     import pyarrow.parquet as pq
 
     path = Path(path)
