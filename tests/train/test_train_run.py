@@ -56,6 +56,11 @@ def test_two_workers_zero2_both_stages(tiny_stack, tmp_path):
     assert (tmp_path / "run" / "model" / "connector.safetensors").is_file()
     metadata = json.loads((tmp_path / "run" / "model_metadata.json").read_text())
     assert metadata["num_image_tokens"] == 16 and metadata["parameters"]["connector"] > 0
+    # layer -2 of the 4-layer encoder was resolved once, by the driver: everything written says layer 3
+    saved = json.loads((tmp_path / "run" / "model" / "raylayers_model.json").read_text())
+    assert metadata["selected_layers"] == metadata["vision_layers"] == saved["model"]["layers"] == [3]
+    assert load_config(TrainConfig, tmp_path / "run" / "config.yaml").model.layers == [3]
+    assert summary["layers"] == [3] and summary["encoder_layers"] == 4
 
 
 def test_two_workers_zero3(tiny_stack, tmp_path):
