@@ -23,12 +23,13 @@ table: median, 25th and 75th percentiles, min and max over the seeds, with "not 
 late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached.
 
 Runtime: a replayed trial costs ~1-6 s here (a new Tune actor per trial; more when the machine is busy), so by
-default (1) a search is stopped once it has reached the target (SIGUSR1, Tune's graceful stop; trials run one at a
-time and the searcher never looks ahead, so the prefix that the metrics read is the same as with the full budget;
-the per-run counts of trials, pruned trials and steps then cover only that prefix; `--full-budget` runs every search
-to its budget), (2) two searches run at once (`--parallel 2`: a second driver process on the same Ray cluster; the
-per-run seconds are then wall time under that sharing), and (3) Ray's worker_process_setup_hook imports Tune in
-pooled worker processes ahead of time. None of these changes what a search does.
+default (1) a search is stopped once it has reached the target (a Tune `Stopper`, `StopAtTarget`: the trial that
+reached it is the last one; trials run one at a time and the searcher never looks ahead, so the prefix that the
+metrics read is the same as with the full budget; the per-run counts of trials, pruned trials and steps then cover
+only that prefix; `--full-budget` runs every search to its budget), (2) two searches run at once (`--parallel 2`:
+a second driver process on the same Ray cluster; the per-run seconds are then wall time under that sharing), and
+(3) Ray's worker_process_setup_hook imports Tune in pooled worker processes ahead of time. None of these changes
+what a search does.
 
 Tables: `raylayers.search.replay.build_tables` writes them, deterministically, into benchmarks/tables/ with their
 space files and lrs.json (paper_single_layer: the paper's single-layer finals with synthetic learning curves;
@@ -48,15 +49,14 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from ray.tune.stopper import Stopper
 
 from raylayers.search.replay import CURVE_STEPS, build_tables
 
@@ -87,6 +87,28 @@ def searcher_repeats(out: Path) -> int | None:
         return pickle.load(handle).get("repeats_answered")
 
 
+class StopAtTarget(Stopper):
+    """A Tune stopper that ends the whole search once a completed trial (a result with `final: True`) scores at or
+    above `target`. Tune checks `stop_all` after every event and then terminates what is still running (as
+    TERMINATED, not as errors), finishes the searcher, and `tuner.fit()` returns: the results table and the summary
+    are written as after a full budget."""
+
+    def __init__(self, target: float):
+        self.target = target
+        self.reached = False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if result.get("final") and result.get("score") is not None and result["score"] >= self.target:
+            self.reached = True
+            # Stop this trial too: Tune then completes it at once (searcher, scheduler, the results table), before
+            # stop_all ends the search. Left running, it would be terminated by stop_all unrecorded.
+            return True
+        return False
+
+    def stop_all(self) -> bool:
+        return self.reached
+
+
 def preimport() -> None:
     """Ray's worker_process_setup_hook: import Tune in the pooled worker processes before a trial claims one (each
     trial is a new actor; `import ray.tune` is ~1-2 s of CPU here). Only import time moves; nothing else changes."""
@@ -96,53 +118,39 @@ def preimport() -> None:
     import raylayers.search.tuner  # noqa: F401
 
 
-def _watch(path: Path, threshold: float, done: threading.Event, fired: threading.Event) -> None:
-    """Stop the search (SIGUSR1: Tune ends the run gracefully) once a completed trial reaches the threshold."""
-    from raylayers.search.results import read_results
-
-    while not done.wait(0.2):
-        rows = read_results(path)  # a whole version of the file, even while the search replaces it
-        if any(r["status"] == "completed" and r["score"] is not None and r["score"] >= threshold for r in rows):
-            fired.set()
-            os.kill(os.getpid(), signal.SIGUSR1)
-            return
+def progress_to_target(rows: list[dict], threshold: float) -> tuple[bool, int, int]:
+    """(reached, trials, steps): the trials in finish order up to and including the first completed one at or above
+    `threshold`, and the steps they trained (a pruned trial counts the steps it ran)."""
+    trials, steps = 0, 0
+    for row in rows:
+        trials += 1
+        steps += int(row["steps_trained"] or 0)
+        if row["status"] == "completed" and row["score"] is not None and row["score"] >= threshold:
+            return True, trials, steps
+    return False, trials, steps
 
 
 def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: bool) -> dict:
+    """One search of a strategy on a table (stopped at the target unless `stop_at_target` is False): its record."""
     from raylayers.search.results import read_results
     from raylayers.search.tuner import run_search
 
     out = work / f"{Path(table['table']).stem}_{strategy}_{seed}"
     overrides = STRATEGIES[strategy] + [f"budget.seed={seed}", f"budget.trials={table['trials']}",
                                         f"lrs.file={TABLES / 'lrs.json'}"]
-    log = io.StringIO()
-    done, fired = threading.Event(), threading.Event()
-    signal.signal(signal.SIGUSR1, lambda *_: None)  # Tune installs its own; a late signal must not kill us
-    watcher = threading.Thread(target=_watch, args=(out / "results.parquet", table["threshold"], done, fired),
-                               daemon=True)
-    if stop_at_target:
-        watcher.start()
+    stopper = StopAtTarget(table["threshold"]) if stop_at_target else None
     started = time.perf_counter()
-    try:
-        with contextlib.redirect_stdout(log):
-            summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
-                                 overrides=overrides)
-    finally:
-        done.set()
+    with contextlib.redirect_stdout(io.StringIO()):
+        summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
+                             overrides=overrides, stopper=stopper)  # also written to out/search_summary.json
     seconds = time.perf_counter() - started
     rows = sorted(read_results(out / "results.parquet"), key=lambda r: r["order"])
-    trials, steps, reached = 0, 0, False
-    for row in rows:
-        trials += 1
-        steps += int(row["steps_trained"] or 0)
-        if row["status"] == "completed" and row["score"] is not None and row["score"] >= table["threshold"]:
-            reached = True
-            break
+    reached, trials, steps = progress_to_target(rows, table["threshold"])
     completed = [r for r in rows if r["status"] == "completed" and r["score"] is not None]
     record = {
         "strategy": strategy, "seed": seed, "overrides": overrides, "seconds": round(seconds, 2),
         "reached": reached, "trials_to_target": trials if reached else None,
-        "steps_to_target": steps if reached else None, "stopped_at_target": fired.is_set(),
+        "steps_to_target": steps if reached else None, "stopped_at_target": bool(stopper and stopper.reached),
         "trials": len(rows), "distinct_keys": len({r["key"] for r in rows}),
         "completed": summary["completed"], "pruned": summary["pruned"], "failed": summary["failed"],
         "total_steps": sum(int(r["steps_trained"] or 0) for r in rows),
