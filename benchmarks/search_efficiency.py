@@ -76,17 +76,6 @@ GRID_SEEDS = 2  # grid ignores the seed: two runs show it
 
 
 # ================================================================================================ runs
-def searcher_repeats(out: Path) -> int | None:
-    """repeats_answered from the searcher's own state pickle, when Tune saved one (None otherwise)."""
-    import pickle
-
-    saved = sorted(out.glob("tune/**/*.raylayers.pkl"), key=lambda p: p.stat().st_mtime)
-    if not saved:
-        return None
-    with open(saved[-1], "rb") as handle:
-        return pickle.load(handle).get("repeats_answered")
-
-
 class StopAtTarget(Stopper):
     """A Tune stopper that ends the whole search once a completed trial (a result with `final: True`) scores at or
     above `target`. Tune checks `stop_all` after every event and then terminates what is still running (as
@@ -156,7 +145,8 @@ def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: b
         "total_steps": sum(int(r["steps_trained"] or 0) for r in rows),
         "best_found": max((r["score"] for r in completed), default=None),
         "best_found_key": max(completed, key=lambda r: r["score"])["key"] if completed else None,
-        "repeats_answered": searcher_repeats(out),
+        # the searcher's counters, which the summary takes from its searcher.json (absent: None)
+        "repeats_answered": summary.get("searcher", {}).get("repeats_answered"),
         "searcher_state_files": len(list(out.glob("tune/*/*.raylayers.pkl"))),
         "sequence": [{"key": r["key"], "status": r["status"], "steps": int(r["steps_trained"] or 0),
                       "score": r["score"], "probe_score": r["probe_score"], "error": r["error"]} for r in rows],
