@@ -305,7 +305,7 @@ def plot(runs: list[dict], tables: dict, path: Path) -> None:
 
 
 # ================================================================================================ main
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per strategy (0..N-1; grid: at most 2)")
     parser.add_argument("--tables", default="paper_single_layer,fusion_near_reps,fusion_adversarial")
@@ -318,45 +318,32 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw benchmarks/results/search_efficiency.png from the saved JSON")
     parser.add_argument("--helper", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.helper:
-        helper_main(args.helper)
-        return
-    if args.plot_only:
-        saved = json.loads((RESULTS / "search_efficiency.json").read_text())
-        plot(saved["runs"], saved["tables"], RESULTS / "search_efficiency.png")
-        return
+    return parser.parse_args()
 
-    import optuna
+
+def plan_runs(tables: list[str], strategies: list[str], seeds: int) -> list[tuple]:
+    """(table, strategy, seed, number, total) of every search, in the order the summary lists them."""
+    plan = [(table, strategy, seed) for table in tables for strategy in strategies
+            for seed in range(min(seeds, GRID_SEEDS) if strategy == "grid" else seeds)]
+    return [(*job, number, len(plan)) for number, job in enumerate(plan, start=1)]
+
+
+def run_plan(plan: list[tuple], tables: dict, parallel: int, stop_at_target: bool) -> list[dict]:
+    """Every search of the plan, `parallel` at once (this driver and parallel - 1 helper drivers on the same Ray
+    cluster, each taking every parallel-th search); the runs' records in plan order."""
     import ray
 
-    started = time.perf_counter()
-    git_at_start = git_state()
-    tables = build_tables(TABLES, ROOT, TOLERANCE)
-    for name, t in tables.items():
-        print(f"table {name}: {t['space_size']} configurations in the space, best {t['best_key']} "
-              f"{t['best_score']:.4f}, {len(t['within_1pct'])} within 1% (>= {t['threshold']:.4f}), "
-              f"budget {t['trials']} trials", flush=True)
-    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
-             log_to_driver=False, runtime_env={"worker_process_setup_hook": preimport})
-    quiet_ray_loggers()
-    chosen_tables = args.tables.split(",")
-    plan = [(table, strategy, seed) for table in chosen_tables for strategy in args.strategies.split(",")
-            for seed in range(min(args.seeds, GRID_SEEDS) if strategy == "grid" else args.seeds)]
-    plan = [(*job, number, len(plan)) for number, job in enumerate(plan, start=1)]
-    light = {name: {k: v for k, v in t.items() if k not in ("finals", "within_1pct")} for name, t in tables.items()}
     work = Path(tempfile.mkdtemp(prefix="search_efficiency_"))
-    sinks = [work / f"runs_{k}.jsonl" for k in range(args.parallel)]
+    sinks = [work / f"runs_{k}.jsonl" for k in range(parallel)]
     helpers = []
     try:
-        for k in range(1, args.parallel):
-            shard = {"address": ray.get_runtime_context().gcs_address, "jobs": plan[k::args.parallel],
-                     "tables": light, "work": str(work), "stop_at_target": not args.full_budget,
+        for k in range(1, parallel):
+            shard = {"address": ray.get_runtime_context().gcs_address, "jobs": plan[k::parallel],
+                     "tables": tables, "work": str(work), "stop_at_target": stop_at_target,
                      "sink": str(sinks[k]), "tag": f"(driver {k}) "}
             (work / f"shard_{k}.json").write_text(json.dumps(shard))
             helpers.append(subprocess.Popen([sys.executable, __file__, "--helper", str(work / f"shard_{k}.json")]))
-        run_shard(plan[0::args.parallel], light, work, not args.full_budget, sinks[0],
-                  "(driver 0) " if args.parallel > 1 else "")
+        run_shard(plan[0::parallel], tables, work, stop_at_target, sinks[0], "(driver 0) " if parallel > 1 else "")
         codes = [helper.wait() for helper in helpers]
         if any(codes):
             raise SystemExit(f"a helper driver failed (exit codes {codes})")
@@ -367,15 +354,17 @@ def main() -> None:
                 helper.terminate()
         shutil.rmtree(work, ignore_errors=True)
     order = {(t, s, seed): n for t, s, seed, n, _ in plan}
-    runs.sort(key=lambda r: order[(r["table"], r["strategy"], r["seed"])])
-    summary = summarise(runs)
-    print_summary(summary)
-    wall = time.perf_counter() - started
-    print(f"\nwall time {wall:.0f}s for {len(runs)} searches ({args.parallel} at once)", flush=True)
-    if args.no_save:
-        return
+    return sorted(runs, key=lambda r: order[(r["table"], r["strategy"], r["seed"])])
+
+
+def save_results(args: argparse.Namespace, tables: dict, runs: list[dict], summary: dict, wall: float,
+                 git_at_start: dict) -> None:
+    """benchmarks/results/search_efficiency.json (everything, every run) and the box plot of the chosen tables."""
+    import optuna
+    import ray
+
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(runs, {t: tables[t] for t in chosen_tables}, RESULTS / "search_efficiency.png")
+    plot(runs, {t: tables[t] for t in args.tables.split(",")}, RESULTS / "search_efficiency.png")
     text = io.StringIO()
     print_summary(summary, text)
     payload = {
@@ -394,6 +383,40 @@ def main() -> None:
     }
     (RESULTS / "search_efficiency.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"wrote {RESULTS / 'search_efficiency.json'} and {RESULTS / 'search_efficiency.png'}")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.helper:
+        helper_main(args.helper)
+        return
+    if args.plot_only:
+        saved = json.loads((RESULTS / "search_efficiency.json").read_text())
+        plot(saved["runs"], saved["tables"], RESULTS / "search_efficiency.png")
+        return
+
+    import ray
+
+    started = time.perf_counter()
+    git_at_start = git_state()
+    tables = build_tables(TABLES, ROOT, TOLERANCE)
+    for name, t in tables.items():
+        print(f"table {name}: {t['space_size']} configurations in the space, best {t['best_key']} "
+              f"{t['best_score']:.4f}, {len(t['within_1pct'])} within 1% (>= {t['threshold']:.4f}), "
+              f"budget {t['trials']} trials", flush=True)
+    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
+             log_to_driver=False, runtime_env={"worker_process_setup_hook": preimport})
+    quiet_ray_loggers()
+    plan = plan_runs(args.tables.split(","), args.strategies.split(","), args.seeds)
+    # what a driver needs of a table (the finals and the within-1% list are large and only for the results file)
+    light = {name: {k: v for k, v in t.items() if k not in ("finals", "within_1pct")} for name, t in tables.items()}
+    runs = run_plan(plan, light, args.parallel, stop_at_target=not args.full_budget)
+    summary = summarise(runs)
+    print_summary(summary)
+    wall = time.perf_counter() - started
+    print(f"\nwall time {wall:.0f}s for {len(runs)} searches ({args.parallel} at once)", flush=True)
+    if not args.no_save:
+        save_results(args, tables, runs, summary, wall, git_at_start)
 
 
 if __name__ == "__main__":
