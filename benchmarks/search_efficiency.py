@@ -23,37 +23,17 @@ table: median, 25th and 75th percentiles, min and max over the seeds, with "not 
 late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached.
 
 Runtime: a replayed trial costs ~1-6 s here (a new Tune actor per trial; more when the machine is busy), so by
-default (1) a search is stopped once it has reached the target (SIGUSR1, Tune's graceful stop; trials run one at a
-time and the searcher never looks ahead, so the prefix that the metrics read is the same as with the full budget;
-the per-run counts of trials, pruned trials and steps then cover only that prefix; `--full-budget` runs every search
-to its budget), (2) two searches run at once (`--parallel 2`: a second driver process on the same Ray cluster; the
-per-run seconds are then wall time under that sharing), and (3) Ray's worker_process_setup_hook imports Tune in
-pooled worker processes ahead of time. None of these changes what a search does.
+default (1) a search is stopped once it has reached the target (a Tune `Stopper`, `StopAtTarget`: the trial that
+reached it is the last one; trials run one at a time and the searcher never looks ahead, so the prefix that the
+metrics read is the same as with the full budget; the per-run counts of trials, pruned trials and steps then cover
+only that prefix; `--full-budget` runs every search to its budget), (2) two searches run at once (`--parallel 2`:
+a second driver process on the same Ray cluster; the per-run seconds are then wall time under that sharing), and
+(3) Ray's worker_process_setup_hook imports Tune in pooled worker processes ahead of time. None of these changes
+what a search does.
 
-Tables (built here, deterministically, into benchmarks/tables/, with their space files and lrs.json):
-1. paper_single_layer: CLIP-L/336's 24 layers alone with the linear connector. Final scores from the paper's Fig. 1b
-   reading (MobileLLaMA-1.4B): score = (TextVQA% / 100 + OCRBench / 1000) / 2. Layers 1-10 are given as a range
-   ("8-9", "25-30"): they get the midpoints 8.5 and 27.5. Layers absent from the figure's table (11, 13, 15, 17) are
-   interpolated linearly between their neighbours (layer 11 between the layer-10 midpoint and layer 12). Only the
-   finals come from the paper: the learning curves are synthetic, score(step) = final * (1 - exp(-step / tau)) /
-   (1 - exp(-9000 / tau)) at steps 1000, 3000, 9000 with tau = 2000, times (1 + 0.03 z) at the two intermediate
-   steps (z standard normal, seeded per configuration), so the value at 9000 steps is the paper's exactly.
-   Space: space.num_layers [1], space.single_connectors [linear]; budget.trials 24 (= the space, so grid finishes).
-2. fusion_near_reps and fusion_adversarial: synthetic fusion surfaces over the same 24 layers, one layer per group
-   (num_layers [1, 2, 3], one_per_group, single connector linear, fusion connectors concat and dense_sci):
-       score = 0.20 + sum over the chosen layers l of A_g * exp(-(l - peak_g)^2 / (2 w_g^2))   (g = the group of l)
-                    + fusion bonus (0 / 0.010 / 0.025 for 1 / 2 / 3 layers) + connector offset (dense_sci +0.002)
-                    + 0.001 z (z standard normal, seeded per configuration)
-   with A = 0.02 / 0.05 / 0.08 and w = 4 / 2.5 / 1.5 for shallow / middle / deep. fusion_near_reps peaks at layers 5,
-   16 and 23 (the representatives are 3, 18, 23: the paper's claim that the optimum is near them); fusion_adversarial
-   peaks at 11, 14 and 21 (as far from the representatives as the candidate layers allow: the priors point the
-   wrong way). Learning curves as above with tau = 2000 * (1 + 0.1 (n - 1)) for n layers and 2% noise.
-   The tables hold every configuration over all 24 layers; the space restricts the candidates with space.layers to
-   the odd shallow layers 1-11, the even middle layers 14-20 and all deep layers 21-24 (14 layers, 334
-   configurations: 14 singles, 128 pairs, 192 triples), budget.trials 40, so grid (singles first, then pairs, then
-   triples) cannot reach a triple within the budget.
-LRS (all tables): groups shallow 1-12, middle 13-20, deep 21-24 with representatives 3, 18, 23 (the paper); a block
-similarity matrix: 1 - 0.03 |i - j| within a group, 0.1 between shallow and the others, 0.45 between middle and deep.
+Tables: `raylayers.search.replay.build_tables` writes them, deterministically, into benchmarks/tables/ with their
+space files and lrs.json (paper_single_layer: the paper's single-layer finals with synthetic learning curves;
+fusion_near_reps and fusion_adversarial: synthetic fusion surfaces); how each is built is that module's docstring.
 
 Ray is started once (2 CPUs) and every search reuses it; each search writes to a temporary folder that is removed.
 Results: benchmarks/results/search_efficiency.json (the command, seeds, budgets, tables, versions, wall time, every
@@ -64,227 +44,58 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
-import itertools
 import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from ray.tune.stopper import Stopper
+
+from raylayers.search.replay import CURVE_STEPS, build_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ROOT / "benchmarks" / "tables"
 RESULTS = ROOT / "benchmarks" / "results"
 
-STEPS = (1000, 3000, 9000)
-GROUPS = (("shallow", list(range(1, 13)), 3), ("middle", list(range(13, 21)), 18), ("deep", list(range(21, 25)), 23))
-NUM_LAYERS = 24
 TOLERANCE = 0.01  # relative: within 1% of the best
-
-# The paper, Fig. 1b (read off the plot): layer -> (TextVQA %, OCRBench); layers 1-10 are the ranges' midpoints
-PAPER_FIG1B = {**{layer: (8.5, 27.5) for layer in range(1, 11)},
-               12: (16.6, 70), 14: (23.0, 130), 16: (28.0, 165), 18: (31.4, 200), 19: (18.3, 120),
-               20: (32.0, 210), 21: (28.0, 190), 22: (31.0, 205), 23: (33.6, 233), 24: (30.6, 200)}
-
-FUSION_LAYERS = [1, 3, 5, 7, 9, 11, 14, 16, 18, 20, 21, 22, 23, 24]
-FUSION_CONNECTORS = ["concat", "dense_sci"]
-AMPLITUDE = {"shallow": 0.02, "middle": 0.05, "deep": 0.08}
-WIDTH = {"shallow": 4.0, "middle": 2.5, "deep": 1.5}
-FUSION_BONUS = {1: 0.0, 2: 0.010, 3: 0.025}
-CONNECTOR_OFFSET = {"linear": 0.0, "concat": 0.0, "dense_sci": 0.002}
-SURFACE_PEAKS = {"fusion_near_reps": {"shallow": 5, "middle": 16, "deep": 23},
-                 "fusion_adversarial": {"shallow": 11, "middle": 14, "deep": 21}}
 
 STRATEGIES = {
     "lrs_tpe_asha": ["budget.searcher=tpe", "space.priors=true", "budget.prior_trials=2",
-                     f"budget.grace_period={STEPS[0]}", "budget.reduction_factor=3"],
+                     f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
     "random": ["budget.searcher=random", "budget.grace_period=0"],
     "grid": ["budget.searcher=grid", "budget.grace_period=0"],
 }
 GRID_SEEDS = 2  # grid ignores the seed: two runs show it
 
 
-# ================================================================================================ tables
-def group_of(layer: int) -> str:
-    return next(name for name, members, _ in GROUPS if layer in members)
-
-
-def noise(*parts) -> np.random.Generator:
-    """A generator seeded by the configuration (and table), so every table is the same on every machine."""
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
-    return np.random.default_rng(int(digest[:16], 16))
-
-
-def curve(final: float, tau: float, rng: np.random.Generator, relative_noise: float) -> list[tuple[int, float]]:
-    """(step, score) at STEPS: the saturating curve scaled to end at `final`, noisy before the last step."""
-    end = 1 - math.exp(-STEPS[-1] / tau)
-    points = []
-    for step in STEPS:
-        value = final * (1 - math.exp(-step / tau)) / end
-        if step != STEPS[-1]:
-            value *= 1 + relative_noise * float(rng.standard_normal())
-        points.append((step, float(value)))
-    return points
-
-
-def write_lrs(path: Path) -> Path:
-    matrix = np.empty((NUM_LAYERS, NUM_LAYERS))
-    for i, j in itertools.product(range(1, NUM_LAYERS + 1), repeat=2):
-        gi, gj = group_of(i), group_of(j)
-        if gi == gj:
-            matrix[i - 1, j - 1] = 1 - 0.03 * abs(i - j)
-        elif "shallow" in (gi, gj):
-            matrix[i - 1, j - 1] = 0.1
-        else:
-            matrix[i - 1, j - 1] = 0.45
-    data = {"encoder": "openai/clip-vit-large-patch14-336 (synthetic LRS: the paper's groups, block matrix)",
-            "num_layers": NUM_LAYERS, "metric": "cosine", "num_images": 0, "matrix": matrix.round(4).tolist(),
-            "groups": [{"name": n, "layers": members, "representative": r} for n, members, r in GROUPS]}
-    path.write_text(json.dumps(data) + "\n")
-    return path
-
-
-def paper_single_layer_finals() -> dict[int, dict]:
-    """layer -> TextVQA, OCRBench (Fig. 1b, gaps interpolated linearly) and the combined score."""
-    known = sorted(PAPER_FIG1B)
-    finals = {}
-    for layer in range(1, NUM_LAYERS + 1):
-        if layer in PAPER_FIG1B:
-            textvqa, ocr = PAPER_FIG1B[layer]
-            source = "paper" if layer > 10 else "paper (range midpoint)"
-        else:
-            below = max(k for k in known if k < layer)
-            above = min(k for k in known if k > layer)
-            t = (layer - below) / (above - below)
-            textvqa, ocr = (PAPER_FIG1B[below][i] + t * (PAPER_FIG1B[above][i] - PAPER_FIG1B[below][i])
-                            for i in range(2))
-            source = f"interpolated ({below}-{above})"
-        finals[layer] = {"textvqa": textvqa, "ocrbench": ocr, "score": (textvqa / 100 + ocr / 1000) / 2,
-                         "source": source}
-    return finals
-
-
-def single_layer_rows() -> list[dict]:
-    rows = []
-    for layer, final in paper_single_layer_finals().items():
-        rng = noise("paper_single_layer", layer)
-        for step, score in curve(final["score"], 2000.0, rng, 0.03):
-            rows.append({"layers": [layer], "connector": "linear", "step": step, "score": score,
-                         "score_ocr": final["score"], "textvqa": final["textvqa"], "ocrbench": final["ocrbench"]})
-    return rows
-
-
-def fusion_final(surface: str, layers: tuple[int, ...], connector: str) -> float:
-    peaks = SURFACE_PEAKS[surface]
-    score = 0.20 + FUSION_BONUS[len(layers)] + CONNECTOR_OFFSET[connector]
-    for layer in layers:
-        g = group_of(layer)
-        score += AMPLITUDE[g] * math.exp(-(layer - peaks[g]) ** 2 / (2 * WIDTH[g] ** 2))
-    return score + 0.001 * float(noise(surface, "final", layers, connector).standard_normal())
-
-
-def fusion_configurations() -> list[tuple[tuple[int, ...], str]]:
-    """Every one-per-group configuration over all 24 layers (the table covers more than the space)."""
-    configs = [((layer,), "linear") for layer in range(1, NUM_LAYERS + 1)]
-    members = {name: layers for name, layers, _ in GROUPS}
-    for n in (2, 3):
-        for names in itertools.combinations(members, n):
-            for layers in itertools.product(*(members[g] for g in names)):
-                configs += [(tuple(sorted(layers)), c) for c in FUSION_CONNECTORS]
-    return configs
-
-
-def fusion_rows(surface: str) -> list[dict]:
-    rows = []
-    for layers, connector in fusion_configurations():
-        final = fusion_final(surface, layers, connector)
-        tau = 2000.0 * (1 + 0.1 * (len(layers) - 1))
-        for step, score in curve(final, tau, noise(surface, "curve", layers, connector), 0.02):
-            rows.append({"layers": list(layers), "connector": connector, "step": step, "score": score})
-    return rows
-
-
-def write_space(path: Path, lrs: Path, space: dict, trials: int) -> Path:
-    import yaml
-
-    text = ("# Generated by benchmarks/search_efficiency.py: a replay space (run with --objective table:...)\n"
-            "# from the repository root (lrs.file is relative to it).\n"
-            + yaml.safe_dump({"name": path.stem, "lrs": {"file": str(lrs.relative_to(ROOT))}, "space": space,
-                              "budget": {"trials": trials, "concurrency": 1, "seed": 0}}, sort_keys=False))
-    path.write_text(text)
-    return path
-
-
-def build_tables(folder: Path) -> dict[str, dict]:
-    """Write the tables, lrs.json and the space files; describe each table (its best, how many are within 1%)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from raylayers.lrs import load_lrs
-    from raylayers.search import space as spaces
-    from raylayers.search.tuner import load_table
-
-    folder.mkdir(parents=True, exist_ok=True)
-    lrs = write_lrs(folder / "lrs.json")
-    single_space = {"num_layers": [1], "single_connectors": ["linear"], "fusion_connectors": ["concat"]}
-    fusion_space = {"num_layers": [1, 2, 3], "one_per_group": True, "layers": FUSION_LAYERS,
-                    "single_connectors": ["linear"], "fusion_connectors": FUSION_CONNECTORS}
-    specs = {
-        "paper_single_layer": (single_layer_rows(), single_space, 24,
-                               ("CLIP-L/336 single layers, linear connector; finals = (TextVQA%/100 + "
-                                "OCRBench/1000)/2 from the paper's Fig. 1b (1-10 midpoints; 11, 13, 15, 17 "
-                                "interpolated); synthetic learning curves")),
-        "fusion_near_reps": (fusion_rows("fusion_near_reps"), fusion_space, 40,
-                             ("synthetic one-per-group fusion surface, peaks at layers 5/16/23 (near the "
-                              "representatives 3/18/23), dense_sci +0.002 over concat, 3-group bonus")),
-        "fusion_adversarial": (fusion_rows("fusion_adversarial"), fusion_space, 40,
-                               ("synthetic one-per-group fusion surface, peaks at layers 11/14/21 (far from "
-                                "the representatives 3/18/23), dense_sci +0.002 over concat, 3-group bonus")),
-    }
-    described = {}
-    for name, (rows, space, trials, description) in specs.items():
-        table = folder / f"{name}.parquet"
-        pq.write_table(pa.Table.from_pylist(rows), table)
-        space_file = write_space(folder / f"{name}.space.yaml", lrs, space, trials)
-        layer_space = spaces.build_layer_space(spaces.SpaceSection(**space), load_lrs(lrs))
-        candidates = layer_space.candidates()
-        replay = load_table(table)
-        seeded = [c.key for c in spaces.seeded_candidates(layer_space, baseline=True)]
-        finals = {c.key: float(replay[c.key][-1]["score"]) for c in candidates}
-        best_key = max(finals, key=finals.get)
-        threshold = finals[best_key] * (1 - TOLERANCE)
-        within = sorted((k for k, v in finals.items() if v >= threshold), key=lambda k: -finals[k])
-        described[name] = {
-            "description": description, "table": str(table.relative_to(ROOT)),
-            "space_file": str(space_file.relative_to(ROOT)), "rows": len(rows), "space_size": len(candidates),
-            "trials": trials, "steps": list(STEPS), "best_key": best_key, "best_score": finals[best_key],
-            "table_best_score": max(float(r[-1]["score"]) for r in replay.values()),
-            "threshold": threshold, "within_1pct": {k: finals[k] for k in within},
-            "seeded_trials_tpe": seeded, "space_order_first": [c.key for c in candidates[:5]],
-            "finals": finals,
-        }
-    return described
-
-
 # ================================================================================================ runs
-def searcher_repeats(out: Path) -> int | None:
-    """repeats_answered from the searcher's own state pickle, when Tune saved one (None otherwise)."""
-    import pickle
+class StopAtTarget(Stopper):
+    """A Tune stopper that ends the whole search once a completed trial (a result with `final: True`) scores at or
+    above `target`. Tune checks `stop_all` after every event and then terminates what is still running (as
+    TERMINATED, not as errors), finishes the searcher, and `tuner.fit()` returns: the results table and the summary
+    are written as after a full budget."""
 
-    saved = sorted(out.glob("tune/**/*.raylayers.pkl"), key=lambda p: p.stat().st_mtime)
-    if not saved:
-        return None
-    with open(saved[-1], "rb") as handle:
-        return pickle.load(handle).get("repeats_answered")
+    def __init__(self, target: float):
+        self.target = target
+        self.reached = False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if result.get("final") and result.get("score") is not None and result["score"] >= self.target:
+            self.reached = True
+            # Stop this trial too: Tune then completes it at once (searcher, scheduler, the results table), before
+            # stop_all ends the search. Left running, it would be terminated by stop_all unrecorded.
+            return True
+        return False
+
+    def stop_all(self) -> bool:
+        return self.reached
 
 
 def preimport() -> None:
@@ -296,59 +107,46 @@ def preimport() -> None:
     import raylayers.search.tuner  # noqa: F401
 
 
-def _watch(path: Path, threshold: float, done: threading.Event, fired: threading.Event) -> None:
-    """Stop the search (SIGUSR1: Tune ends the run gracefully) once a completed trial reaches the threshold."""
-    from raylayers.search.results import read_results
-
-    while not done.wait(0.2):
-        rows = read_results(path)  # a whole version of the file, even while the search replaces it
-        if any(r["status"] == "completed" and r["score"] is not None and r["score"] >= threshold for r in rows):
-            fired.set()
-            os.kill(os.getpid(), signal.SIGUSR1)
-            return
+def progress_to_target(rows: list[dict], threshold: float) -> tuple[bool, int, int]:
+    """(reached, trials, steps): the trials in finish order up to and including the first completed one at or above
+    `threshold`, and the steps they trained (a pruned trial counts the steps it ran)."""
+    trials, steps = 0, 0
+    for row in rows:
+        trials += 1
+        steps += int(row["steps_trained"] or 0)
+        if row["status"] == "completed" and row["score"] is not None and row["score"] >= threshold:
+            return True, trials, steps
+    return False, trials, steps
 
 
 def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: bool) -> dict:
+    """One search of a strategy on a table (stopped at the target unless `stop_at_target` is False): its record."""
     from raylayers.search.results import read_results
     from raylayers.search.tuner import run_search
 
     out = work / f"{Path(table['table']).stem}_{strategy}_{seed}"
     overrides = STRATEGIES[strategy] + [f"budget.seed={seed}", f"budget.trials={table['trials']}",
                                         f"lrs.file={TABLES / 'lrs.json'}"]
-    log = io.StringIO()
-    done, fired = threading.Event(), threading.Event()
-    signal.signal(signal.SIGUSR1, lambda *_: None)  # Tune installs its own; a late signal must not kill us
-    watcher = threading.Thread(target=_watch, args=(out / "results.parquet", table["threshold"], done, fired),
-                               daemon=True)
-    if stop_at_target:
-        watcher.start()
+    stopper = StopAtTarget(table["threshold"]) if stop_at_target else None
     started = time.perf_counter()
-    try:
-        with contextlib.redirect_stdout(log):
-            summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
-                                 overrides=overrides)
-    finally:
-        done.set()
+    with contextlib.redirect_stdout(io.StringIO()):
+        summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
+                             overrides=overrides, stopper=stopper)  # also written to out/search_summary.json
     seconds = time.perf_counter() - started
     rows = sorted(read_results(out / "results.parquet"), key=lambda r: r["order"])
-    trials, steps, reached = 0, 0, False
-    for row in rows:
-        trials += 1
-        steps += int(row["steps_trained"] or 0)
-        if row["status"] == "completed" and row["score"] is not None and row["score"] >= table["threshold"]:
-            reached = True
-            break
+    reached, trials, steps = progress_to_target(rows, table["threshold"])
     completed = [r for r in rows if r["status"] == "completed" and r["score"] is not None]
     record = {
         "strategy": strategy, "seed": seed, "overrides": overrides, "seconds": round(seconds, 2),
         "reached": reached, "trials_to_target": trials if reached else None,
-        "steps_to_target": steps if reached else None, "stopped_at_target": fired.is_set(),
+        "steps_to_target": steps if reached else None, "stopped_at_target": bool(stopper and stopper.reached),
         "trials": len(rows), "distinct_keys": len({r["key"] for r in rows}),
         "completed": summary["completed"], "pruned": summary["pruned"], "failed": summary["failed"],
         "total_steps": sum(int(r["steps_trained"] or 0) for r in rows),
         "best_found": max((r["score"] for r in completed), default=None),
         "best_found_key": max(completed, key=lambda r: r["score"])["key"] if completed else None,
-        "repeats_answered": searcher_repeats(out),
+        # the searcher's counters, which the summary takes from its searcher.json (absent: None)
+        "repeats_answered": summary.get("searcher", {}).get("repeats_answered"),
         "searcher_state_files": len(list(out.glob("tune/*/*.raylayers.pkl"))),
         "sequence": [{"key": r["key"], "status": r["status"], "steps": int(r["steps_trained"] or 0),
                       "score": r["score"], "probe_score": r["probe_score"], "error": r["error"]} for r in rows],
@@ -507,7 +305,7 @@ def plot(runs: list[dict], tables: dict, path: Path) -> None:
 
 
 # ================================================================================================ main
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per strategy (0..N-1; grid: at most 2)")
     parser.add_argument("--tables", default="paper_single_layer,fusion_near_reps,fusion_adversarial")
@@ -520,45 +318,32 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw benchmarks/results/search_efficiency.png from the saved JSON")
     parser.add_argument("--helper", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.helper:
-        helper_main(args.helper)
-        return
-    if args.plot_only:
-        saved = json.loads((RESULTS / "search_efficiency.json").read_text())
-        plot(saved["runs"], saved["tables"], RESULTS / "search_efficiency.png")
-        return
+    return parser.parse_args()
 
-    import optuna
+
+def plan_runs(tables: list[str], strategies: list[str], seeds: int) -> list[tuple]:
+    """(table, strategy, seed, number, total) of every search, in the order the summary lists them."""
+    plan = [(table, strategy, seed) for table in tables for strategy in strategies
+            for seed in range(min(seeds, GRID_SEEDS) if strategy == "grid" else seeds)]
+    return [(*job, number, len(plan)) for number, job in enumerate(plan, start=1)]
+
+
+def run_plan(plan: list[tuple], tables: dict, parallel: int, stop_at_target: bool) -> list[dict]:
+    """Every search of the plan, `parallel` at once (this driver and parallel - 1 helper drivers on the same Ray
+    cluster, each taking every parallel-th search); the runs' records in plan order."""
     import ray
 
-    started = time.perf_counter()
-    git_at_start = git_state()
-    tables = build_tables(TABLES)
-    for name, t in tables.items():
-        print(f"table {name}: {t['space_size']} configurations in the space, best {t['best_key']} "
-              f"{t['best_score']:.4f}, {len(t['within_1pct'])} within 1% (>= {t['threshold']:.4f}), "
-              f"budget {t['trials']} trials", flush=True)
-    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
-             log_to_driver=False, runtime_env={"worker_process_setup_hook": preimport})
-    quiet_ray_loggers()
-    chosen_tables = args.tables.split(",")
-    plan = [(table, strategy, seed) for table in chosen_tables for strategy in args.strategies.split(",")
-            for seed in range(min(args.seeds, GRID_SEEDS) if strategy == "grid" else args.seeds)]
-    plan = [(*job, number, len(plan)) for number, job in enumerate(plan, start=1)]
-    light = {name: {k: v for k, v in t.items() if k not in ("finals", "within_1pct")} for name, t in tables.items()}
     work = Path(tempfile.mkdtemp(prefix="search_efficiency_"))
-    sinks = [work / f"runs_{k}.jsonl" for k in range(args.parallel)]
+    sinks = [work / f"runs_{k}.jsonl" for k in range(parallel)]
     helpers = []
     try:
-        for k in range(1, args.parallel):
-            shard = {"address": ray.get_runtime_context().gcs_address, "jobs": plan[k::args.parallel],
-                     "tables": light, "work": str(work), "stop_at_target": not args.full_budget,
+        for k in range(1, parallel):
+            shard = {"address": ray.get_runtime_context().gcs_address, "jobs": plan[k::parallel],
+                     "tables": tables, "work": str(work), "stop_at_target": stop_at_target,
                      "sink": str(sinks[k]), "tag": f"(driver {k}) "}
             (work / f"shard_{k}.json").write_text(json.dumps(shard))
             helpers.append(subprocess.Popen([sys.executable, __file__, "--helper", str(work / f"shard_{k}.json")]))
-        run_shard(plan[0::args.parallel], light, work, not args.full_budget, sinks[0],
-                  "(driver 0) " if args.parallel > 1 else "")
+        run_shard(plan[0::parallel], tables, work, stop_at_target, sinks[0], "(driver 0) " if parallel > 1 else "")
         codes = [helper.wait() for helper in helpers]
         if any(codes):
             raise SystemExit(f"a helper driver failed (exit codes {codes})")
@@ -569,15 +354,17 @@ def main() -> None:
                 helper.terminate()
         shutil.rmtree(work, ignore_errors=True)
     order = {(t, s, seed): n for t, s, seed, n, _ in plan}
-    runs.sort(key=lambda r: order[(r["table"], r["strategy"], r["seed"])])
-    summary = summarise(runs)
-    print_summary(summary)
-    wall = time.perf_counter() - started
-    print(f"\nwall time {wall:.0f}s for {len(runs)} searches ({args.parallel} at once)", flush=True)
-    if args.no_save:
-        return
+    return sorted(runs, key=lambda r: order[(r["table"], r["strategy"], r["seed"])])
+
+
+def save_results(args: argparse.Namespace, tables: dict, runs: list[dict], summary: dict, wall: float,
+                 git_at_start: dict) -> None:
+    """benchmarks/results/search_efficiency.json (everything, every run) and the box plot of the chosen tables."""
+    import optuna
+    import ray
+
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(runs, {t: tables[t] for t in chosen_tables}, RESULTS / "search_efficiency.png")
+    plot(runs, {t: tables[t] for t in args.tables.split(",")}, RESULTS / "search_efficiency.png")
     text = io.StringIO()
     print_summary(summary, text)
     payload = {
@@ -596,6 +383,40 @@ def main() -> None:
     }
     (RESULTS / "search_efficiency.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"wrote {RESULTS / 'search_efficiency.json'} and {RESULTS / 'search_efficiency.png'}")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.helper:
+        helper_main(args.helper)
+        return
+    if args.plot_only:
+        saved = json.loads((RESULTS / "search_efficiency.json").read_text())
+        plot(saved["runs"], saved["tables"], RESULTS / "search_efficiency.png")
+        return
+
+    import ray
+
+    started = time.perf_counter()
+    git_at_start = git_state()
+    tables = build_tables(TABLES, ROOT, TOLERANCE)
+    for name, t in tables.items():
+        print(f"table {name}: {t['space_size']} configurations in the space, best {t['best_key']} "
+              f"{t['best_score']:.4f}, {len(t['within_1pct'])} within 1% (>= {t['threshold']:.4f}), "
+              f"budget {t['trials']} trials", flush=True)
+    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
+             log_to_driver=False, runtime_env={"worker_process_setup_hook": preimport})
+    quiet_ray_loggers()
+    plan = plan_runs(args.tables.split(","), args.strategies.split(","), args.seeds)
+    # what a driver needs of a table (the finals and the within-1% list are large and only for the results file)
+    light = {name: {k: v for k, v in t.items() if k not in ("finals", "within_1pct")} for name, t in tables.items()}
+    runs = run_plan(plan, light, args.parallel, stop_at_target=not args.full_budget)
+    summary = summarise(runs)
+    print_summary(summary)
+    wall = time.perf_counter() - started
+    print(f"\nwall time {wall:.0f}s for {len(runs)} searches ({args.parallel} at once)", flush=True)
+    if not args.no_save:
+        save_results(args, tables, runs, summary, wall, git_at_start)
 
 
 if __name__ == "__main__":

@@ -180,12 +180,9 @@ def test_job_submit_with_token_auth_runs_raylayers_world(tmp_path):
 def test_job_submit_runs_a_search_on_the_cluster(tmp_path):
     """`raylayers search` as a Ray job: the driver joins the head through RAY_ADDRESS (replay objective: no
     training, so the test checks the submission path, Tune on the cluster and the outputs)."""
-    import sys
-
     import pyarrow.parquet as pq
 
-    sys.path.insert(0, str(Path(__file__).parent / "search"))
-    from replay_tables import single_layer_table, write_lrs, write_table
+    from raylayers.search.replay import single_layer_table, write_lrs, write_table
 
     lrs = write_lrs(tmp_path / "lrs" / "lrs.json")
     table = write_table(tmp_path / "table.parquet", single_layer_table())

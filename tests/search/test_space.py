@@ -5,10 +5,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from replay_tables import write_lrs
 
 from raylayers.errors import UserError
 from raylayers.lrs import load_lrs
+from raylayers.search.replay import write_lrs
 from raylayers.search.space import (
     build_layer_space,
     load_search_config,

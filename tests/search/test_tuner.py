@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from replay_tables import single_layer_table, write_lrs, write_table
 
 from raylayers.cli import main
 from raylayers.config import TrainConfig, load_config
 from raylayers.errors import UserError
+from raylayers.search.replay import single_layer_table, write_lrs, write_table
 from raylayers.search.results import read_results
 from raylayers.search.tuner import run_search
 
@@ -145,7 +145,6 @@ def test_a_finished_search_is_not_overwritten(replay, tmp_path):
 
 def test_searcher_tells_optuna_pruned_not_complete_and_answers_repeats(tmp_path):
     from optuna.trial import TrialState
-    from replay_tables import write_lrs
 
     from raylayers.lrs import load_lrs
     from raylayers.search.searcher import LayerSearcher
@@ -285,8 +284,6 @@ def test_a_search_whose_every_trial_fails_exits_non_zero_with_one_line(tiny_stac
 
 
 def test_searcher_state_round_trips_through_one_file(tmp_path):
-    from replay_tables import write_lrs
-
     from raylayers.lrs import load_lrs
     from raylayers.search.searcher import LayerSearcher
     from raylayers.search.space import SpaceSection, build_layer_space
