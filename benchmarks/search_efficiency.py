@@ -23,11 +23,12 @@ table: median, 25th and 75th percentiles, min and max over the seeds, with "not 
 late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached.
 
 Runtime: a replayed trial costs ~1-6 s here (a new Tune actor per trial; more when the machine is busy), so by
-default (1) a search is stopped once it has reached the target (a Tune `Stopper`, `StopAtTarget`: the trial that
-reached it is the last one; trials run one at a time and the searcher never looks ahead, so the prefix that the
-metrics read is the same as with the full budget; the per-run counts of trials, pruned trials and steps then cover
-only that prefix; `--full-budget` runs every search to its budget), (2) two searches run at once (`--parallel 2`:
-a second driver process on the same Ray cluster; the per-run seconds are then wall time under that sharing), and
+default (1) a search is stopped once it has reached the target (a Tune `Stopper`,
+`raylayers.search.tuner.StopAtScore`: the trial that reached it is the last one; trials run one at a time and the
+searcher never looks ahead, so the prefix that the metrics read is the same as with the full budget; the per-run
+counts of trials, pruned trials and steps then cover only that prefix; `--full-budget` runs every search to its
+budget), (2) two searches run at once (`--parallel 2`: a second driver process on the same Ray cluster; the
+per-run seconds are then wall time under that sharing), and
 (3) Ray's worker_process_setup_hook imports Tune in pooled worker processes ahead of time. None of these changes
 what a search does.
 
@@ -56,9 +57,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ray.tune.stopper import Stopper
 
 from raylayers.search.replay import CURVE_STEPS, build_tables
+from raylayers.search.tuner import StopAtScore
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ROOT / "benchmarks" / "tables"
@@ -76,28 +77,6 @@ GRID_SEEDS = 2  # grid ignores the seed: two runs show it
 
 
 # ================================================================================================ runs
-class StopAtTarget(Stopper):
-    """A Tune stopper that ends the whole search once a completed trial (a result with `final: True`) scores at or
-    above `target`. Tune checks `stop_all` after every event and then terminates what is still running (as
-    TERMINATED, not as errors), finishes the searcher, and `tuner.fit()` returns: the results table and the summary
-    are written as after a full budget."""
-
-    def __init__(self, target: float):
-        self.target = target
-        self.reached = False
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        if result.get("final") and result.get("score") is not None and result["score"] >= self.target:
-            self.reached = True
-            # Stop this trial too: Tune then completes it at once (searcher, scheduler, the results table), before
-            # stop_all ends the search. Left running, it would be terminated by stop_all unrecorded.
-            return True
-        return False
-
-    def stop_all(self) -> bool:
-        return self.reached
-
-
 def preimport() -> None:
     """Ray's worker_process_setup_hook: import Tune in the pooled worker processes before a trial claims one (each
     trial is a new actor; `import ray.tune` is ~1-2 s of CPU here). Only import time moves; nothing else changes."""
@@ -127,7 +106,7 @@ def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: b
     out = work / f"{Path(table['table']).stem}_{strategy}_{seed}"
     overrides = STRATEGIES[strategy] + [f"budget.seed={seed}", f"budget.trials={table['trials']}",
                                         f"lrs.file={TABLES / 'lrs.json'}"]
-    stopper = StopAtTarget(table["threshold"]) if stop_at_target else None
+    stopper = StopAtScore(table["threshold"]) if stop_at_target else None
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",

@@ -1,7 +1,8 @@
 """Benchmark folders: finding them from `--bench DIR_OR_NAME`, reading and validating `questions.parquet`.
 
-A benchmark folder (ARCHITECTURE.md, "Files raylayers writes") holds `questions.parquet` (question_id, image, question, answer, task, category,
-options, plus metric-specific extras) and `meta.json` naming its metric. `--bench` accepts:
+A benchmark folder (ARCHITECTURE.md, "Files raylayers writes") holds `questions.parquet` (question_id, image,
+question, answer, task, category, options, plus metric-specific extras) and `meta.json` naming its metric.
+`--bench` accepts:
 - one benchmark folder;
 - a folder of benchmark folders (a world's `bench/`), or a world folder (its `bench/` is used);
 - a local copy of a real benchmark in a published parquet layout (imported on the fly, see `importers`);

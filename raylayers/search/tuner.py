@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from ray.tune.stopper import Stopper
+
 from raylayers.config import SearchConfig
 from raylayers.errors import UserError
 from raylayers.paths import resolve_local
@@ -93,6 +95,28 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     if not summary["completed"]:  # everything is written; but a search without a result has failed
         raise UserError(failure_line(summary))
     return summary
+
+
+class StopAtScore(Stopper):
+    """A Tune stopper that ends the whole search once a completed trial (a result with `final: True`) scores at or
+    above `target`. Tune checks `stop_all` after every event and then terminates what is still running (as
+    TERMINATED, not as errors), finishes the searcher, and `tuner.fit()` returns: the results table and the summary
+    are written as after a full budget."""
+
+    def __init__(self, target: float):
+        self.target = target
+        self.reached = False
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if result.get("final") and result.get("score") is not None and result["score"] >= self.target:
+            self.reached = True
+            # Stop this trial too: Tune then completes it at once (searcher, scheduler, the results table), before
+            # stop_all ends the search. Left running, it would be terminated by stop_all unrecorded.
+            return True
+        return False
+
+    def stop_all(self) -> bool:
+        return self.reached
 
 
 def _enumerable_candidates(config: SearchConfig, layer_space: LayerSpace) -> list[Candidate] | None:

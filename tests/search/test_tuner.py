@@ -297,3 +297,18 @@ def test_searcher_state_round_trips_through_one_file(tmp_path):
     fresh = LayerSearcher(space, {}, [], 0, 0.1, seed=0, space_size=6)
     fresh.restore(str(tmp_path / "state.pkl"))
     assert fresh.known == {config["key"]: ("completed", 0.4)} and len(fresh._ot_study.trials) == 1
+
+
+@pytest.mark.slow
+def test_a_stopper_ends_the_search_at_its_target_and_the_target_trial_is_recorded(replay, tmp_path):
+    from raylayers.search.tuner import StopAtScore
+
+    space, _, table = replay
+    out = tmp_path / "out"
+    summary = run_search(space(trials=6), out, objective=f"table:{table}", stopper=StopAtScore(0.8))
+    rows = sorted(rows_of(out), key=lambda r: r["order"])
+    # the priors try 5, 1, then 4, which scores 0.8: the search stops there, with that trial completed and recorded
+    assert [r["layers"] for r in rows] == [[5], [1], [4]]
+    assert rows[-1]["status"] == "completed" and rows[-1]["score"] == pytest.approx(0.8)
+    assert summary["best"]["layers"] == [4] and summary["trials"] == 3
+    assert summary["searcher"]["configurations_known"] == 3

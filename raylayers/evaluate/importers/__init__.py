@@ -1,6 +1,7 @@
 """Turn a local copy of a published benchmark (parquet files from the HF hub) into our benchmark folder.
 
-Our benchmark folder (ARCHITECTURE.md, "Files raylayers writes") is `questions.parquet` plus `meta.json`. The columns every importer writes:
+Our benchmark folder (ARCHITECTURE.md, "Files raylayers writes") is `questions.parquet` plus `meta.json`. The
+columns every importer writes:
 
     question_id  string, unique within the folder
     image        binary, the encoded image bytes copied from the source (never decoded or re-encoded here)
