@@ -40,11 +40,11 @@ def write_parquet_atomic(path: str | Path, table) -> None:
     _replace_with(Path(path), lambda temporary: pq.write_table(table, temporary))
 
 
-def read_parquet_snapshot(path: str | Path, columns: list[str] | None = None):
+def read_parquet_snapshot(path: str | Path):
     """A pyarrow Table of one complete version of `path`, even while a writer replaces it (see the docstring)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     with open(path, "rb") as handle:
         data = handle.read()
-    return pq.read_table(pa.BufferReader(data), columns=columns)
+    return pq.read_table(pa.BufferReader(data))

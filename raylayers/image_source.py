@@ -137,21 +137,22 @@ def image_refs(source: str | Path) -> list[ImageRef]:
     return [ImageRef(key=str(path.relative_to(source)), path=path) for path in files]
 
 
-def check_image(ref: ImageRef) -> str | None:
-    """Why an image cannot be used (missing, empty, not an image, corrupt), or None: its structure is checked without
-    decoding the pixels (PIL's `verify`), for callers that decode it later anyway."""
+def _read(ref: ImageRef, use) -> str | None:
+    """Open `ref` and call `use(image)` on it; the reason it cannot be used (missing, empty, not an image,
+    corrupt), or None. The one place a bad file is told apart from a good one."""
     try:
         if ref.data is not None:
             if not ref.data:
                 return "empty"
-            Image.open(io.BytesIO(ref.data)).verify()
+            with Image.open(io.BytesIO(ref.data)) as image:
+                use(image)
             return None
         if not ref.path.exists():
             return "missing"
         if ref.path.stat().st_size == 0:
             return "empty"
-        with Image.open(ref.path) as image:
-            image.verify()
+        with Image.open(ref.path) as image:  # closed here: `use` keeps what it needs (a decoded copy)
+            use(image)
         return None
     except UnidentifiedImageError:
         return "not an image"
@@ -159,25 +160,17 @@ def check_image(ref: ImageRef) -> str | None:
         return "corrupt"
 
 
+def check_image(ref: ImageRef) -> str | None:
+    """Why an image cannot be used, or None: its structure is checked without decoding the pixels (PIL's
+    `verify`), for callers that decode it later anyway."""
+    return _read(ref, lambda image: image.verify())
+
+
 def open_image(ref: ImageRef) -> tuple[Image.Image | None, str | None]:
     """Decode one image fully; returns (image, None) or (None, reason it was skipped)."""
-    try:
-        if ref.data is not None:
-            if not ref.data:
-                return None, "empty"
-            image = Image.open(io.BytesIO(ref.data))
-        else:
-            if not ref.path.exists():
-                return None, "missing"
-            if ref.path.stat().st_size == 0:
-                return None, "empty"
-            image = Image.open(ref.path)
-        image.load()
-        return image.convert("RGB"), None
-    except UnidentifiedImageError:
-        return None, "not an image"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None, "corrupt"
+    decoded = []
+    reason = _read(ref, lambda image: decoded.append(image.convert("RGB")))  # convert loads every pixel
+    return (decoded[0], None) if reason is None else (None, reason)
 
 
 def iter_image_batches(refs: list[ImageRef], batch_size: int, max_images: int | None = None,

@@ -83,10 +83,6 @@ class Predictor:
     def _prompt_ids(self, row: dict) -> list[int]:
         return self.encoder.prompt(self._question(row))
 
-    def _features(self, sources: list) -> tuple[dict[int, torch.Tensor] | None, list[str | None]]:
-        """Selected-layer features for the images that open, and per row None or the reason it failed."""
-        return self.features.of_sources(sources)
-
     def _left_padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
@@ -162,7 +158,7 @@ class Predictor:
         results = []
         for start in range(0, len(rows), self.batch_size):
             batch, sources = rows[start:start + self.batch_size], image_sources[start:start + self.batch_size]
-            features, errors = self._features(sources)
+            features, errors = self.features.of_sources(sources)
             usable = [i for i, error in enumerate(errors) if error is None]
             answers = [""] * len(batch)
             if usable:
