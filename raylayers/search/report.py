@@ -16,7 +16,7 @@ from raylayers.plots import (
     plot_search_progress,
 )
 
-IMAGE_RELIANCE_FLOOR = 0.01  # nats per answer token; below it the models ignore their images
+IMAGE_RELIANCE_FLOOR = 0.05  # nats per answer (the probe's unit); below it the models ignore their images
 
 
 def caution(summary: dict) -> str | None:
@@ -25,7 +25,7 @@ def caution(summary: dict) -> str | None:
     if reliance is None or reliance >= IMAGE_RELIANCE_FLOOR:
         return None
     return (f"no trained model leans on its images yet (validation loss rises by at most {reliance:.3f} nats per "
-            "answer token when the images are shuffled), so the scores reflect the answer prior, not the layers: "
+            "answer when the images are shuffled), so the scores reflect the answer prior, not the layers: "
             "train longer before drawing conclusions")
 
 

@@ -19,7 +19,7 @@ from raylayers.errors import user_error_in
 from raylayers.files import read_parquet_snapshot, write_parquet_atomic
 
 BASE_COLUMNS = ("trial_id", "key", "layers", "connector", "hyperparameters", "status", "steps_trained",
-                "wall_seconds", "score", "probe_score", "error", "order")
+                "wall_seconds", "score", "probe_score", "image_reliance", "error", "order")
 
 
 def read_results(path: str | Path) -> list[dict]:
@@ -51,6 +51,7 @@ class ResultsTable(Callback):
         self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir else None
         self.rows: dict[str, dict] = {}
         self.probe: dict[str, float] = {}
+        self.reliance: dict[str, float] = {}  # the last probe's image reliance (nats per answer), per trial
         self._writer = None
 
     def __getstate__(self):
@@ -75,8 +76,10 @@ class ResultsTable(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "score" in result and not result.get("final"):
             self.probe[trial.trial_id] = result["score"]
+            if _number(result.get("val_image_reliance")) is not None:
+                self.reliance[trial.trial_id] = result["val_image_reliance"]
             extra = "".join(f", {label} {result[key]:.3f}" for key, label in (
-                ("val_loss", "validation loss"), ("val_image_reliance", "image reliance"))
+                ("val_loss", "validation loss"), ("val_image_reliance", "image reliance (nats/answer)"))
                 if _number(result.get(key)) is not None)
             print(f"[raylayers] trial {trial.trial_id} step {result.get('global_step')}: probe score "
                   f"{result['score']:.3f}{extra}", flush=True)
@@ -99,12 +102,13 @@ class ResultsTable(Callback):
             "wall_seconds": _number(result.get("time_total_s")),
             "score": _number(result.get("score")) if status == "completed" else None,
             "probe_score": _number(self.probe.get(trial.trial_id)),
+            "image_reliance": _number(result.get("image_reliance", self.reliance.get(trial.trial_id))),
             "error": error, "order": len(self.rows) if trial.trial_id not in self.rows
             else self.rows[trial.trial_id]["order"],
         }
         if status == "completed":
             row.update({k: _number(v) for k, v in result.items()
-                        if k.startswith(("score_", "bench_")) or k in ("image_reliance", "train_seconds")})
+                        if k.startswith(("score_", "bench_")) or k == "train_seconds"})
         self.rows[trial.trial_id] = row
         write_results(self.path, sorted(self.rows.values(), key=lambda r: r["order"]))
         self._tensorboard(row)

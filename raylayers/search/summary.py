@@ -44,6 +44,7 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
         summary["best_config"] = str(out / BEST_CONFIG_FILE)
     reliance = [r["image_reliance"] for r in done if r.get("image_reliance") is not None]
     if reliance:
+        summary["image_reliance_min"] = min(reliance)
         summary["image_reliance_max"] = max(reliance)
     versus = _best_vs_baseline(out, best, baseline, config.objective.weights) if best and baseline else None
     if versus is not None:

@@ -2,8 +2,11 @@
 
 On held-out stage-2 records, teacher-forced: the validation loss, the answer accuracy (an answer counts when every
 one of its tokens is the argmax given the right prefix, which is exactly what greedy decoding would produce), and
-`val_image_reliance`: the loss with each image swapped for another one of the batch minus the loss with the right
-ones. Near 0, the model answers from priors without looking. Each rank takes a share; sums are all-reduced.
+`val_image_reliance`: how much worse each answer gets when its image is swapped for another one of the batch, in
+nats **per answer** (the loss summed over the answer's tokens, swapped minus right, averaged over answers). Per
+answer, not per token: an answer like " D</s>" has one informative token among three, so a per-token mean would
+dilute the figure about 3x; `val_image_reliance_per_token` is reported beside it. Near 0, the model answers from
+priors without looking. Each rank takes a share; sums are all-reduced.
 """
 
 from __future__ import annotations
@@ -23,56 +26,68 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     return tensor.tolist()
 
 
+def answer_spans(supervised: list[bool]) -> list[tuple[int, int]]:
+    """[start, end) of each run of supervised positions: one per answer (with its end-of-turn tokens)."""
+    spans, position = [], 0
+    while position < len(supervised):
+        if supervised[position]:
+            end = position
+            while end < len(supervised) and supervised[end]:
+                end += 1
+            spans.append((position, end))
+            position = end
+        else:
+            position += 1
+    return spans
+
+
+def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per position (0 where unsupervised)."""
+    flat = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=IGNORE_INDEX, reduction="none")
+    return flat.view(labels.shape)
+
+
 @torch.no_grad()
 def probe(engine, samples: list[Sample], features: ImageFeatures, rank: int, world_size: int,
           micro_batch: int, pad_id: int) -> dict:
-    """Validation loss and answer accuracy (greedy exact match, computed teacher-forced: an answer counts when
-    every one of its tokens is the argmax given the right prefix, which is exactly what greedy decoding would
-    produce), and the loss with each image swapped for another one of the batch: `val_image_reliance` (shuffled
-    minus right) near 0 means the model answers from priors without looking. Each rank takes a share; sums are
-    all-reduced."""
+    """Validation loss, answer accuracy (greedy exact match, computed teacher-forced) and image reliance per
+    answer and per token (module docstring). Each rank takes a share; sums are all-reduced."""
     engine.eval()
     mine = samples[rank::world_size]
-    loss_sum, token_count, answers, correct = 0.0, 0, 0, 0
-    shuffled_sum, paired_sum, shuffled_tokens = 0.0, 0.0, 0  # the same tokens with swapped / right images
+    # loss, tokens, answers, correct; over batches measured swapped too: right loss, swapped-minus-right loss,
+    # answers, tokens
+    totals = [0.0] * 8
     for start in range(0, len(mine), micro_batch):
         batch = mine[start:start + micro_batch]
         tensors = {k: v.to(engine.device) for k, v in collate(batch, pad_id).items()}
         image_features = features.get(batch)
-        output = engine(**tensors, features=image_features)
-        logits = output.logits[:, :-1].float()
+        logits = engine(**tensors, features=image_features).logits[:, :-1].float()
         labels = tensors["labels"][:, 1:]
         supervised = labels != IGNORE_INDEX
-        batch_loss = float(torch.nn.functional.cross_entropy(logits[supervised], labels[supervised], reduction="sum"))
-        loss_sum += batch_loss
-        token_count += int(supervised.sum())
-        if image_features is not None and next(iter(image_features.values())).shape[0] > 1:
+        right = _token_losses(logits, labels)
+        swappable = image_features is not None and next(iter(image_features.values())).shape[0] > 1
+        if swappable:
             swapped = {layer: value.roll(1, dims=0) for layer, value in image_features.items()}
-            other = engine(**tensors, features=swapped).logits[:, :-1].float()
-            shuffled_sum += float(torch.nn.functional.cross_entropy(other[supervised], labels[supervised],
-                                                                    reduction="sum"))
-            paired_sum += batch_loss
-            shuffled_tokens += int(supervised.sum())
+            gap = _token_losses(engine(**tensors, features=swapped).logits[:, :-1].float(), labels) - right
         hits = (logits.argmax(-1) == labels) | ~supervised
-        for row in range(labels.shape[0]):  # answers are runs of supervised tokens
-            flags, positions = supervised[row].tolist(), hits[row].tolist()
-            position = 0
-            while position < len(flags):
-                if flags[position]:
-                    end = position
-                    while end < len(flags) and flags[end]:
-                        end += 1
-                    answers += 1
-                    correct += all(positions[position:end])
-                    position = end
-                else:
-                    position += 1
-    loss_sum, token_count, answers, correct, shuffled_sum, paired_sum, shuffled_tokens = all_reduce_sum(
-        [loss_sum, token_count, answers, correct, shuffled_sum, paired_sum, shuffled_tokens])
+        totals[0] += float(right.sum())
+        totals[1] += int(supervised.sum())
+        for row in range(labels.shape[0]):
+            spans = answer_spans(supervised[row].tolist())
+            totals[2] += len(spans)
+            totals[3] += sum(bool(hits[row, a:b].all()) for a, b in spans)
+        if swappable:
+            totals[4] += float(right.sum())
+            totals[5] += float(gap.sum())
+            totals[6] += sum(len(answer_spans(row)) for row in supervised.tolist())
+            totals[7] += int(supervised.sum())
+    loss, tokens, answers, correct, paired, gap_sum, gap_answers, gap_tokens = all_reduce_sum(totals)
     engine.train()
-    metrics = {"val_loss": loss_sum / max(token_count, 1), "val_answer_accuracy": correct / max(answers, 1),
+    metrics = {"val_loss": loss / max(tokens, 1), "val_answer_accuracy": correct / max(answers, 1),
                "val_answers": int(answers)}
-    if shuffled_tokens:
-        metrics["val_loss_shuffled_images"] = shuffled_sum / shuffled_tokens
-        metrics["val_image_reliance"] = (shuffled_sum - paired_sum) / shuffled_tokens
+    if gap_tokens:
+        metrics["val_loss_shuffled_images"] = (paired + gap_sum) / gap_tokens
+        metrics["val_image_reliance"] = gap_sum / gap_answers
+        metrics["val_image_reliance_per_token"] = gap_sum / gap_tokens
     return metrics
