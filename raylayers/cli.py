@@ -166,52 +166,28 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_space() -> Path:
-    """search_spaces/demo.yaml of the checkout raylayers runs from (or of the current directory)."""
-    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
-        if (root / "search_spaces" / "demo.yaml").is_file():
-            return root / "search_spaces" / "demo.yaml"
-    raise UserError("search_spaces/demo.yaml not found: run the demo from a raylayers checkout")
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    """World -> encoder -> LRS -> search -> report, offline on CPU."""
-    out = Path(args.out)
-    world, encoder, lrs_dir, search = out / "world", out / "encoder", out / "lrs", out / "search"
-    space_overrides = [f"lrs.file={lrs_dir / 'lrs.json'}", f"objective.bench={world / 'bench'}",
-                       f"base.set.model.encoder={encoder}", f"base.set.model.lm={encoder / 'lm'}",
-                       f"base.set.data.stage1={world / 'stage1.json'}", f"base.set.data.stage2={world / 'stage2.json'}",
-                       f"base.set.data.val={world / 'stage2_val.json'}", f"base.set.cache.dir={out / 'cache'}"]
-    if args.trials:
-        space_overrides.append(f"budget.trials={args.trials}")
-    steps = [
-        ("world", ["world", "--out", str(world), "--scale", args.scale, "--seed", str(args.seed)]),
-        ("encoder", ["pretrain-encoder", "--world", str(world), "--out", str(encoder),
-                     *(["--max-steps", str(args.encoder_steps)] if args.encoder_steps else []),
-                     *(["--max-seconds", str(args.encoder_seconds)] if args.encoder_seconds else [])]),
-        ("lrs", ["lrs", "--encoder", str(encoder), "--images", str(world / "images"), "--out", str(lrs_dir),
-                 "--max-images", "512"]),
-        ("search", ["search", "--space", str(demo_space()), "--out", str(search),
-                    *(a for o in space_overrides for a in ("--set", o))]),
-    ]
-    started = time.perf_counter()
-    if (search / "results.parquet").exists():
-        raise UserError(f"'{search}' holds a finished demo search; remove it or use another --out")
-    for number, (name, argv) in enumerate(steps, 1):
-        _say(f"[demo {number}/{len(steps)}] {name} ({time.perf_counter() - started:.0f}s): raylayers {' '.join(argv)}")
-        code = main(argv)
-        if code:  # the step said what went wrong, in one line
-            return code
-    summary = json.loads((search / "search_summary.json").read_text())
-    if not summary.get("best"):
-        raise UserError(f"the search produced no best configuration; see {search / 'report.md'}")
-    lrs = json.loads((lrs_dir / "lrs.json").read_text())
-    pretrain = json.loads((encoder / "pretrain.json").read_text())
-    _say(f"demo finished in {time.perf_counter() - started:.0f}s. Encoder retrieval top-1 "
-         f"{pretrain['retrieval']['top1']:.1%} (chance {pretrain['retrieval']['chance']:.1%}); LRS groups: "
-         + ", ".join(f"{g['name']} {g['layers'][0]}-{g['layers'][-1]} rep {g['representative']}"
-                     for g in lrs["groups"])
-         + f". Heatmap: {(lrs_dir / 'lrs.png').resolve()}; report: {(search / 'report.md').resolve()}")
+    """World -> encoder -> LRS -> search -> report, offline on CPU (`raylayers.demo`)."""
+    from raylayers.demo import run_demo
+
+    return run_demo(args, main, _say)
+
+
+def cmd_pretrain_world(args: argparse.Namespace) -> int:
+    from raylayers.config import pretrain_config, pretrain_lm_config
+    from raylayers.pretrain.world import pretrain_world
+
+    scale = json.loads((Path(args.world) / "world.json").read_text()).get("scale") if (
+        Path(args.world) / "world.json").is_file() else None
+    card = pretrain_world(args.world, args.out, pretrain_config(scale, max_steps=args.encoder_steps),
+                          pretrain_lm_config(scale, steps=args.lm_steps, seed=args.seed), progress=_progress(),
+                          log=_say)
+    qa = card["lm"]["text_qa"]
+    _say(f"bundle written to {Path(args.out).resolve()}: encoder retrieval top-1 "
+         f"{card['encoder']['retrieval']['top1']:.1%} (chance {card['encoder']['retrieval']['chance']:.1%}); LM "
+         f"text-QA accuracy {qa['overall']['accuracy']:.1%} ("
+         + ", ".join(f"{t} {v['accuracy']:.0%} vs prior {v['answer_prior']:.0%}" for t, v in qa.items()
+                     if t != "overall") + ")")
     return 0
 
 
@@ -256,6 +232,13 @@ def _add_pretrain(commands) -> None:
     pretrain.add_argument("--max-steps", type=_positive_int, default=None,
                           help="stop after this many steps, schedule by steps alone: reproducible on any machine")
     pretrain.set_defaults(func=cmd_pretrain_encoder)
+    world = commands.add_parser("pretrain-world", help="the world's CLIP and an LM that reads, with a card")
+    world.add_argument("--world", type=resolve_local, required=True, help="a folder written by `raylayers world`")
+    world.add_argument("--out", type=resolve_local, required=True, help="folder for the bundle")
+    world.add_argument("--encoder-steps", type=_positive_int, default=None, help="CLIP steps (default: preset)")
+    world.add_argument("--lm-steps", type=_positive_int, default=None, help="LM steps (default: preset)")
+    world.add_argument("--seed", type=int, default=None, help="LM seed and text corpus seed (default 0)")
+    world.set_defaults(func=cmd_pretrain_world)
 
 
 def _add_lrs(commands) -> None:
@@ -343,11 +326,11 @@ def _add_demo(commands) -> None:
                       help="world size preset (tiny: a 2-minute check that everything is wired up)")
     demo.add_argument("--seed", type=int, default=0, help="world seed")
     demo.add_argument("--trials", type=_positive_int, default=None, help="search trials (default: demo.yaml's)")
-    demo.add_argument("--encoder-steps", type=_positive_int, default=200,
-                      help="encoder pretraining steps (default 200, about 200 s on 2 cores; reproducible)")
-    demo.add_argument("--encoder-seconds", type=float, default=300.0,
-                      help="encoder pretraining time cap (default 300 s, so the demo stays near 15 minutes on a "
-                           "slow machine)")
+    demo.add_argument("--encoder-steps", type=_positive_int, default=None,
+                      help="pretrain a fresh encoder for this many steps instead of using the shipped bundle (whose "
+                           "LM already reads); a fresh one's LM starts from random weights")
+    demo.add_argument("--encoder-seconds", type=float, default=None,
+                      help="pretrain a fresh encoder with this time cap instead of using the shipped bundle")
     demo.set_defaults(func=cmd_demo)
 
 

@@ -58,3 +58,48 @@ def test_a_step_budget_stops_there_and_two_runs_give_the_same_weights(tiny_world
     assert [r["steps"] for r in reports] == [5, 5] and not reports[0]["stopped_by_time_budget"]
     a, b = (load_file(tmp_path / name / "model.safetensors") for name in ("a", "b"))
     assert all(a[key].equal(b[key]) for key in a)
+
+
+def test_pretrain_world_writes_an_lm_that_loads_and_a_card_whose_checksums_guard_it(tiny_world, tmp_path, capsys,
+                                                                                     monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from raylayers.cli import main
+    from raylayers.pretrain import world as bundles
+
+    out = tmp_path / "bundle"
+    assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(out), "--encoder-steps", "3",
+                 "--lm-steps", "4"]) == 0
+    said = capsys.readouterr().out
+    assert "bundle written to" in said and "LM text-QA accuracy" in said and "vs prior" in said
+    card = json.loads((out / "card.json").read_text())
+    assert card["encoder"]["steps"] == 3 and card["lm"]["steps"] == 4
+    assert card["world"] == {"scale": "tiny", "seed": 3, "image_size": 32}
+    assert set(card["lm"]["text_qa"]) >= {"overall", "ocr", "pope"} and "answer_prior" in card["lm"]["text_qa"]["ocr"]
+    assert {"model.safetensors", "lm/model.safetensors", "lm/tokenizer.json", "pretrain.json"} <= set(card["sha256"])
+    AutoModelForCausalLM.from_pretrained(out / "lm")  # the weights load as a published LM's would
+
+    monkeypatch.setattr(bundles, "SHIPPED", tmp_path)
+    assert bundles.shipped_bundle("bundle") == out
+    (out / "lm" / "model.safetensors").write_bytes(b"not the weights")
+    with pytest.raises(UserError, match=r"lm/model.safetensors' is missing or does not match its checksum"):
+        bundles.shipped_bundle("bundle")
+    with pytest.raises(UserError, match="no shipped bundle for the 'full' world scale"):
+        bundles.shipped_bundle("full")
+
+
+def test_text_qa_accuracy_counts_an_answer_only_when_every_token_is_right_and_reports_the_prior():
+    import torch
+
+    from raylayers.pretrain import text_qa_accuracy
+
+    class Echo(torch.nn.Module):  # predicts token 7 everywhere
+        def forward(self, input_ids, attention_mask):
+            logits = torch.zeros(*input_ids.shape, 10)
+            logits[..., 7] = 1.0
+            return type("Out", (), {"logits": logits})()
+
+    heldout = [("a", [1, 2], [7, 7]), ("a", [1, 2], [7, 3]), ("a", [1], [7, 7]), ("b", [4], [5])]
+    report = text_qa_accuracy(Echo(), heldout, pad_id=0)
+    assert report["a"] == {"accuracy": round(2 / 3, 4), "questions": 3, "answer_prior": round(2 / 3, 4)}
+    assert report["b"]["accuracy"] == 0.0 and report["overall"] == {"accuracy": 0.5, "questions": 4}

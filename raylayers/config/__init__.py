@@ -2,7 +2,7 @@
 
 - `train`: `TrainConfig` (`raylayers train --config`), its sections, and every search trial.
 - `search`: `SearchConfig` (`raylayers search --space`).
-- `pretrain`: `PretrainConfig` and its presets (`raylayers pretrain-encoder`).
+- `pretrain`: `PretrainConfig`, `PretrainLMConfig` and their presets (`raylayers pretrain-encoder`, `pretrain-world`).
 - `world`: `WorldScale` and its presets (`raylayers world --scale`).
 - `evaluate`, `lrs`: the options of `raylayers eval` and `raylayers lrs`, which a search's `objective` and `lrs`
   sections extend, so their defaults live in one place.
@@ -26,7 +26,7 @@ from raylayers.config.base import (
 )
 from raylayers.config.evaluate import MODES, EvalMode, EvalOptions
 from raylayers.config.lrs import LRSOptions
-from raylayers.config.pretrain import PRESETS, PretrainConfig, pretrain_config
+from raylayers.config.pretrain import PRESETS, PretrainConfig, PretrainLMConfig, pretrain_config, pretrain_lm_config
 from raylayers.config.recipes import resolve_config_path
 from raylayers.config.search import (
     BaseSection,
@@ -54,7 +54,8 @@ SCHEMAS = {"train": TrainConfig, "search": SearchConfig}
 __all__ = [
     "MODES", "PRESETS", "SCHEMAS", "BaseSection", "BenchList", "BudgetSection", "CacheConfig", "CheckpointConfig",
     "DataConfig", "DeepSpeedConfig", "EvalMode", "EvalOptions", "LRSOptions", "LRSSection", "LocalPath",
-    "ModelConfig", "ModelSource", "ObjectiveSection", "PretrainConfig", "RecipeRef", "ResourcesConfig",
-    "SCALES", "SearchConfig", "Section", "SpaceSection", "StageConfig", "TrainConfig", "apply_override", "dump_yaml",
-    "WorldScale", "load_config", "pretrain_config", "read_yaml", "resolve_config_path", "set_key", "validate",
+    "ModelConfig", "ModelSource", "ObjectiveSection", "PretrainConfig", "PretrainLMConfig", "RecipeRef",
+    "ResourcesConfig", "SCALES", "SearchConfig", "Section", "SpaceSection", "StageConfig", "TrainConfig",
+    "apply_override", "dump_yaml", "WorldScale", "load_config", "pretrain_config", "pretrain_lm_config", "read_yaml",
+    "resolve_config_path", "set_key", "validate",
 ]

@@ -6,7 +6,9 @@ error that names it.
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, NonNegativeFloat, PositiveFloat, PositiveInt
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from raylayers.config.base import Section, validate
 
@@ -72,3 +74,44 @@ def pretrain_config(scale: str | None = None, **overrides) -> PretrainConfig:
     preset = PRESETS.get(scale, PRESETS["demo"])
     changes = {key: value for key, value in overrides.items() if value is not None}
     return validate(PretrainConfig, {**preset.model_dump(), **changes}, "pretrain settings") if changes else preset
+
+
+class PretrainLMConfig(Section):
+    """Settings for teaching the world's LM to read (`raylayers pretrain-world`, `raylayers.pretrain.lm`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: PositiveInt = 4000
+    """Optimiser steps (the schedule follows steps; `max_seconds` is a safety cap)."""
+    batch_size: PositiveInt = 32
+    """Text records per step."""
+    learning_rate: PositiveFloat = 2e-3
+    """Peak AdamW learning rate (linear warm-up over `warmup_steps`, cosine decay to a tenth)."""
+    warmup_steps: PositiveInt = 100
+    """Linear warm-up steps."""
+    weight_decay: NonNegativeFloat = 0.01
+    """AdamW weight decay."""
+    copy_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.25
+    """Share of copy records (the caption as context, then the caption again) among the QA records."""
+    direct_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    """Share of multiple-choice training questions asked short-answer, answered with the option's text."""
+    max_seconds: PositiveFloat = 7200.0
+    """Wall-clock cap on the training loop."""
+    eval_every: PositiveInt = 500
+    """Steps between held-out text-QA evaluations (and one at the end)."""
+    seed: int = 0
+    """Seed of the initialisation and of the text corpus's scenes (held-out questions use seed + 1)."""
+
+
+LM_PRESETS = {
+    "tiny": PretrainLMConfig(steps=30, batch_size=8, warmup_steps=5, eval_every=30, max_seconds=120.0),
+    "demo": PretrainLMConfig(),
+    "full": PretrainLMConfig(steps=8000),
+}
+
+
+def pretrain_lm_config(scale: str | None = None, **overrides) -> PretrainLMConfig:
+    """The LM preset of a world scale (the demo preset for an unknown one), with `overrides` (None values ignored)."""
+    preset = LM_PRESETS.get(scale, LM_PRESETS["demo"])
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return validate(PretrainLMConfig, {**preset.model_dump(), **changes}, "pretrain-lm settings") if changes else preset

@@ -1,7 +1,7 @@
 """Learning-rate schedules: linear warm-up and cosine decay, the two shapes every loop in raylayers is built from.
 
 A LLaVA training stage (`stage_schedule`) warms up linearly over `warmup_ratio` of its steps, then decays with a
-cosine over the rest, as LLaVA's recipe does. The offline CLIP's pretraining (`raylayers.pretrain.lr_schedule`)
+cosine over the rest, as LLaVA's recipe does. The offline CLIP's pretraining (`raylayers.pretrain.encoder.lr_schedule`)
 multiplies the same two shapes, with a cosine that can follow a time budget.
 """
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from raylayers.prompts import format_question, with_image_token
+from raylayers.prompts import format_question, option_letters, with_image_token
 from raylayers.world.questions import (
     POPE_SPLITS,
     QUESTION_MAKERS,
@@ -66,8 +66,11 @@ def caption_record(record_id: str, image: str, scene: Scene, rng) -> dict:
     }
 
 
-def qa_record(record_id: str, image: str, scene: Scene, rng, stats: ObjectStats, turns: int) -> dict:
-    """`turns` distinct questions from random tasks, each in the exact prompt format its benchmark uses."""
+def qa_record(record_id: str, image: str, scene: Scene, rng, stats: ObjectStats, turns: int,
+              direct_fraction: float = 0.0) -> dict:
+    """`turns` distinct questions from random tasks, each in the exact prompt format its benchmark uses; with
+    `direct_fraction`, that share of multiple-choice questions is asked short-answer instead (answered with the
+    option's text: one hop fewer, for teaching an LM to read; 0 draws nothing, so worlds stay as they were)."""
     conversations, asked = [], set()
     for _ in range(100 * turns):  # count and POPE fit any scene, so this always fills up well before the limit
         if len(asked) == turns:
@@ -76,10 +79,13 @@ def qa_record(record_id: str, image: str, scene: Scene, rng, stats: ObjectStats,
         if question is None or question.question in asked:
             continue
         asked.add(question.question)
-        prompt = format_question(question.question, question.options)
+        prompt, answer = format_question(question.question, question.options), question.answer
+        if question.options and direct_fraction and rng.random() < direct_fraction:
+            prompt = format_question(question.question)
+            answer = question.options[option_letters(len(question.options)).index(question.answer)]
         conversations += [
             {"from": "human", "value": with_image_token(prompt) if not conversations else prompt},
-            {"from": "gpt", "value": question.answer},
+            {"from": "gpt", "value": answer},
         ]
     return {"id": record_id, "image": image, "conversations": conversations}
 

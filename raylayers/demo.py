@@ -1,0 +1,97 @@
+"""`raylayers demo`: world -> encoder -> LRS -> search -> report, offline on CPU, each step a `raylayers` command.
+
+The encoder step uses the bundle shipped for the world's scale (`raylayers.pretrain.world.shipped_bundle`: the
+world's CLIP and an LM that already reads, as a real user starts from a published CLIP and LLM), copied into the
+run folder. With `--encoder-steps` or `--encoder-seconds`, or at a scale without a bundle, it pretrains a fresh
+CLIP instead, whose LM starts from random weights.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from raylayers.errors import UserError
+
+FRESH_ENCODER_STEPS, FRESH_ENCODER_SECONDS = 200, 300.0
+"""A fresh encoder's budget when no flag sets it: about 200 s on 2 cores, capped so the demo stays near 15 min."""
+
+
+def demo_space() -> Path:
+    """search_spaces/demo.yaml of the checkout raylayers runs from (or of the current directory)."""
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        if (root / "search_spaces" / "demo.yaml").is_file():
+            return root / "search_spaces" / "demo.yaml"
+    raise UserError("search_spaces/demo.yaml not found: run the demo from a raylayers checkout")
+
+
+def _bundle_for(args) -> Path | None:
+    """The shipped bundle the encoder step copies, or None when the demo pretrains its own encoder."""
+    from raylayers.pretrain.world import SHIPPED, shipped_bundle
+
+    if args.encoder_steps or args.encoder_seconds or not (SHIPPED / args.scale).is_dir():
+        return None
+    return shipped_bundle(args.scale)
+
+
+def run_demo(args, run_command, say) -> int:
+    """The demo's steps in order; `run_command(argv)` runs one `raylayers` command and returns its exit code."""
+    from raylayers.pretrain.world import copy_bundle
+
+    out = Path(args.out)
+    world, encoder, lrs_dir, search = out / "world", out / "encoder", out / "lrs", out / "search"
+    space_overrides = [f"lrs.file={lrs_dir / 'lrs.json'}", f"objective.bench={world / 'bench'}",
+                       f"base.set.model.encoder={encoder}", f"base.set.model.lm={encoder / 'lm'}",
+                       f"base.set.data.stage1={world / 'stage1.json'}", f"base.set.data.stage2={world / 'stage2.json'}",
+                       f"base.set.data.val={world / 'stage2_val.json'}", f"base.set.cache.dir={out / 'cache'}"]
+    if args.trials:
+        space_overrides.append(f"budget.trials={args.trials}")
+    bundle = _bundle_for(args)
+
+    def command(name: str, argv: list[str]) -> tuple:
+        return name, "raylayers " + " ".join(argv), lambda: run_command(argv)
+
+    def copy() -> int:
+        copy_bundle(bundle, encoder)
+        return 0
+
+    steps = [
+        command("world", ["world", "--out", str(world), "--scale", args.scale, "--seed", str(args.seed)]),
+        ("encoder", f"the shipped {args.scale} bundle (CLIP + an LM that reads) copied to {encoder}", copy)
+        if bundle else command("encoder", [
+            "pretrain-encoder", "--world", str(world), "--out", str(encoder),
+            "--max-steps", str(args.encoder_steps or FRESH_ENCODER_STEPS),
+            "--max-seconds", str(args.encoder_seconds or FRESH_ENCODER_SECONDS)]),
+        command("lrs", ["lrs", "--encoder", str(encoder), "--images", str(world / "images"), "--out", str(lrs_dir),
+                        "--max-images", "512"]),
+        command("search", ["search", "--space", str(demo_space()), "--out", str(search),
+                           *(a for o in space_overrides for a in ("--set", o))]),
+    ]
+    started = time.perf_counter()
+    if (search / "results.parquet").exists():
+        raise UserError(f"'{search}' holds a finished demo search; remove it or use another --out")
+    for number, (name, shown, action) in enumerate(steps, 1):
+        say(f"[demo {number}/{len(steps)}] {name} ({time.perf_counter() - started:.0f}s): {shown}")
+        code = action()
+        if code:  # the step said what went wrong, in one line
+            return code
+    _closing(out, time.perf_counter() - started, say)
+    return 0
+
+
+def _closing(out: Path, seconds: float, say) -> None:
+    search, lrs_dir, encoder = out / "search", out / "lrs", out / "encoder"
+    summary = json.loads((search / "search_summary.json").read_text())
+    if not summary.get("best"):
+        raise UserError(f"the search produced no best configuration; see {search / 'report.md'}")
+    lrs = json.loads((lrs_dir / "lrs.json").read_text())
+    pretrain = json.loads((encoder / "pretrain.json").read_text())
+    reads = encoder / "lm" / "pretrain_lm.json"
+    lm = (f"; LM text-QA accuracy {json.loads(reads.read_text())['text_qa']['overall']['accuracy']:.1%}"
+          if reads.is_file() else "; LM from random weights")
+    say(f"demo finished in {seconds:.0f}s. Encoder retrieval top-1 "
+        f"{pretrain['retrieval']['top1']:.1%} (chance {pretrain['retrieval']['chance']:.1%}){lm}; LRS groups: "
+        + ", ".join(f"{g['name']} {g['layers'][0]}-{g['layers'][-1]} rep {g['representative']}"
+                    for g in lrs["groups"])
+        + f". Heatmap: {(lrs_dir / 'lrs.png').resolve()}; report: {(search / 'report.md').resolve()}")

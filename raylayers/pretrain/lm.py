@@ -1,0 +1,182 @@
+"""Teaching the world's LM to read: text-only pretraining, as a real LLaVA starts from an LLM that already reads.
+
+The paper's setting (and LLaVA's) is a pretrained LLM: stage 1 trains only the connector, so the image tokens must
+land where the LM already knows how to use them. A randomly initialised LM cannot answer from anything, image or
+text, within a trial's budget. Here the LM of an encoder folder (`lm/`: config and tokenizer, written by
+`raylayers pretrain-encoder`) is trained on the world's text (`raylayers.world.text`): the scene's caption where the
+image would go, then the world's questions in their benchmark formats (answers supervised), plus copy records (the
+caption as context, then the caption again). It is scored on held-out questions drawn as each benchmark draws
+them, teacher-forced (an answer counts when each of its tokens is the argmax given the right prefix: exactly what
+greedy decoding produces), next to each task's answer prior (the share of its most frequent answer).
+
+The loop is a plain PyTorch loop in one process, like `pretrain.py`'s: one small model on one machine, nothing for
+Ray or DeepSpeed to add. The weights are saved with `save_pretrained` into `lm/`, so training loads them with
+`from_pretrained` as it would a published LLM; `lm/pretrain_lm.json` records the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from raylayers.config import PretrainLMConfig, pretrain_lm_config
+from raylayers.data import IGNORE_INDEX, ConversationEncoder
+from raylayers.errors import UserError
+from raylayers.prompts import IMAGE_TOKEN
+
+REPORT_FILE = "pretrain_lm.json"
+
+
+class TextCorpus:
+    """The world's text records for one scale and seed, encoded as the training stages encode records."""
+
+    def __init__(self, tokenizer, scale_name: str, seed: int, copy_fraction: float, direct_fraction: float):
+        from raylayers.world import SCALES, object_stats, sample_scene
+        from raylayers.world.build import SCENE_PURPOSE, stream_rng
+
+        self.scale = SCALES[scale_name]
+        self.seed, self.copy_fraction, self.direct_fraction = seed, copy_fraction, direct_fraction
+        # POPE's harder negatives follow the object statistics of a world's training images, as the world's do
+        self.stats = object_stats([sample_scene(stream_rng(seed, "train", index, SCENE_PURPOSE), self.scale)
+                                   for index in range(self.scale.num_train_images)])
+        self.tokenizer = tokenizer
+        self.encoder = ConversationEncoder(tokenizer, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN), 0,
+                                           max_length=1 << 20, template="chat")
+
+    def ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def sample(self, index: int) -> tuple[list[int], list[int]]:
+        """(input ids, labels) of text record `index`."""
+        from raylayers.world.text import text_record
+
+        record = text_record(self.seed, self.scale, index, self.stats, self.copy_fraction, self.direct_fraction)
+        if record["kind"] == "copy":  # the stage-1 layout with the caption where the image tokens go
+            context = self.ids(record["context"])
+            answer = self.ids(record["conversations"][1]["value"] + self.tokenizer.eos_token)
+            bos = [self.tokenizer.bos_token_id]
+            return bos + context + answer, [IGNORE_INDEX] * (1 + len(context)) + answer
+        return self.encoder.encode(record["conversations"])
+
+    def heldout(self) -> list[tuple[str, list[int], list[int]]]:
+        """(task, prompt ids, answer ids with the end of turn) of the held-out questions (corpus seed + 1)."""
+        from raylayers.world.text import heldout_questions
+
+        return [(q["task"], self.encoder.prompt(q["prompt"], has_image=False),
+                 self.encoder.answer_ids(q["prompt"], q["answer"], has_image=False))
+                for q in heldout_questions(self.seed + 1, self.scale, self.stats)]
+
+
+def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (ids, targets) in enumerate(rows):
+        input_ids[row, :len(ids)], labels[row, :len(ids)], mask[row, :len(ids)] = (
+            torch.tensor(ids), torch.tensor(targets), 1)
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
+
+
+@torch.no_grad()
+def text_qa_accuracy(model, heldout: list, pad_id: int, batch_size: int = 64) -> dict:
+    """Per task: accuracy on the held-out questions (teacher-forced greedy exact match), their number, and the
+    answer prior (the share of the task's most frequent answer); "overall" pools every question."""
+    model.eval()
+    hits: dict[str, list[bool]] = {}
+    for start in range(0, len(heldout), batch_size):
+        chunk = heldout[start:start + batch_size]
+        rows = [(prompt + answer, [IGNORE_INDEX] * len(prompt) + answer) for _, prompt, answer in chunk]
+        batch = _pad(rows, pad_id)
+        predicted = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.argmax(-1)
+        for row, (task, _, _) in enumerate(chunk):
+            supervised = batch["labels"][row, 1:] != IGNORE_INDEX
+            right = predicted[row, :-1][supervised] == batch["labels"][row, 1:][supervised]
+            hits.setdefault(task, []).append(bool(right.all()))
+    model.train()
+    answers: dict[str, Counter] = {}
+    for task, _, answer in heldout:
+        answers.setdefault(task, Counter())[tuple(answer)] += 1
+    report = {task: {"accuracy": round(sum(flags) / len(flags), 4), "questions": len(flags),
+                     "answer_prior": round(max(answers[task].values()) / len(flags), 4)}
+              for task, flags in hits.items()}
+    every = [flag for flags in hits.values() for flag in flags]
+    report["overall"] = {"accuracy": round(sum(every) / len(every), 4), "questions": len(every)}
+    return report
+
+
+def _learning_rate(config: PretrainLMConfig, step: int) -> float:
+    """Linear warm-up, then a cosine down to a tenth of the peak over the configured steps."""
+    warm = min(1.0, (step + 1) / config.warmup_steps)
+    progress = min(1.0, step / config.steps)
+    return config.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _load(lm_dir: Path, seed: int):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if not (lm_dir / "config.json").is_file():
+        raise UserError(f"'{lm_dir}' holds no LM config; make the encoder folder with `raylayers pretrain-encoder`")
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir)
+    torch.manual_seed(seed)
+    return tokenizer, AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(lm_dir))
+
+
+def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None = None, progress: bool = True,
+                log=print) -> dict:
+    """Train `<encoder>/lm` on the world's text at `scale`; save its weights there; return the report."""
+    from tqdm import tqdm
+
+    from raylayers.encoders import quiet_transformers
+
+    quiet_transformers()
+    lm_dir = Path(encoder) / "lm"
+    config = config or pretrain_lm_config(scale)
+    tokenizer, model = _load(lm_dir, config.seed)
+    corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction)
+    heldout = corpus.heldout()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  betas=(0.9, 0.98))
+    log(f"pretraining the world LM ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) on "
+        f"{config.steps} x {config.batch_size} text records (at most {config.max_seconds:.0f}s)")
+    curve, losses, started, step = [], [], time.perf_counter(), 0
+    model.train()
+    with tqdm(total=config.steps, desc="pretrain-lm", unit="step", disable=not progress) as bar:
+        while step < config.steps:
+            first = step * config.batch_size
+            batch = _pad([corpus.sample(first + i) for i in range(config.batch_size)], tokenizer.pad_token_id)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, step)
+            loss = model(**batch).loss
+            if not math.isfinite(loss.item()):
+                raise UserError(f"LM pretraining diverged at step {step + 1} (loss {loss.item()}); lower the "
+                                "learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            losses.append(round(loss.item(), 4))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            out_of_time = time.perf_counter() - started > config.max_seconds
+            if step % config.eval_every == 0 or step == config.steps or out_of_time:
+                scores = text_qa_accuracy(model, heldout, tokenizer.pad_token_id)
+                curve.append({"step": step, "seconds": round(time.perf_counter() - started, 1),
+                              "loss": losses[-1], **{t: s["accuracy"] for t, s in scores.items()}})
+                log(f"pretrain-lm step {step}: text-QA accuracy {scores['overall']['accuracy']:.3f} ("
+                    + ", ".join(f"{t} {s['accuracy']:.2f}" for t, s in scores.items() if t != "overall") + ")")
+            if out_of_time:
+                break
+    model.save_pretrained(lm_dir)
+    report = {"scale": scale, "config": config.model_dump(), "steps": step, "stopped_by_time_budget": out_of_time,
+              "train_seconds": round(time.perf_counter() - started, 1), "torch_threads": torch.get_num_threads(),
+              "final_loss": losses[-1] if losses else None, "loss_curve": losses[:: max(1, len(losses) // 200)],
+              "text_qa": scores, "curve": curve}
+    (lm_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    return report

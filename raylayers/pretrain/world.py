@@ -1,0 +1,92 @@
+"""`raylayers pretrain-world`: the world's CLIP and an LM that reads, as one folder with a card, the way a published
+checkpoint comes; and the bundle shipped in the package, which the demo starts from.
+
+A bundle folder is an encoder folder (`raylayers pretrain-encoder`'s layout: CLIP files at the top, `lm/` beside
+them) whose `lm/` also holds trained weights, plus `card.json`: what made it (recipes, steps, seeds, seconds), what
+it can do (held-out retrieval top-1 vs chance, held-out text-QA accuracy per task vs the task's answer prior) and
+the SHA-256 of every file, checked whenever the shipped bundle is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from raylayers.config import PretrainConfig, PretrainLMConfig, pretrain_config, pretrain_lm_config
+from raylayers.errors import UserError
+
+CARD_FILE = "card.json"
+SHIPPED = Path(__file__).resolve().parents[1] / "bundles"
+"""Where the package keeps its bundles, one folder per world scale."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CARD_FILE)
+
+
+def write_card(folder: Path, world: dict) -> dict:
+    """card.json of a bundle folder from its two reports (pretrain.json, lm/pretrain_lm.json)."""
+    encoder = json.loads((folder / "pretrain.json").read_text())
+    lm = json.loads((folder / "lm" / "pretrain_lm.json").read_text())
+    card = {
+        "world": {"scale": world.get("scale"), "seed": world.get("seed"), "image_size": world.get("image_size")},
+        "encoder": {"recipe": encoder["config"], "steps": encoder["steps"], "seconds": encoder["train_seconds"],
+                    "retrieval": encoder["retrieval"]},
+        "lm": {"recipe": lm["config"], "steps": lm["steps"], "seconds": lm["train_seconds"],
+               "text_qa": lm["text_qa"]},
+        "rebuild": (f"raylayers world --out WORLD --scale {world.get('scale')} --seed {world.get('seed')} && "
+                    f"raylayers pretrain-world --world WORLD --out BUNDLE"),
+        "sha256": {str(p.relative_to(folder)): _sha256(p) for p in _files(folder)},
+    }
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def pretrain_world(world: str | Path, out: str | Path, encoder_config: PretrainConfig | None = None,
+                   lm_config: PretrainLMConfig | None = None, progress: bool = True, log=print) -> dict:
+    """The world's CLIP (`pretrain_encoder`), then its LM taught to read (`pretrain_lm`), then the card."""
+    from raylayers.pretrain.encoder import pretrain_encoder
+    from raylayers.pretrain.lm import pretrain_lm
+
+    world, out = Path(world), Path(out)
+    meta_path = world / "world.json"
+    if not meta_path.is_file():
+        raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
+    meta = json.loads(meta_path.read_text())
+    scale = meta.get("scale")
+    pretrain_encoder(world, out, encoder_config or pretrain_config(scale), progress=progress, log=log)
+    pretrain_lm(out, scale, lm_config or pretrain_lm_config(scale), progress=progress, log=log)
+    return write_card(out, meta)
+
+
+def shipped_bundle(scale: str = "demo") -> Path:
+    """The package's bundle for a world scale, its files checked against its card (one line when they differ)."""
+    folder = SHIPPED / scale
+    card_path = folder / CARD_FILE
+    if not card_path.is_file():
+        raise UserError(f"no shipped bundle for the '{scale}' world scale (looked in {folder})")
+    expected = json.loads(card_path.read_text())["sha256"]
+    for name, digest in expected.items():
+        path = folder / name
+        if not path.is_file() or _sha256(path) != digest:
+            raise UserError(f"the shipped bundle file '{path}' is missing or does not match its checksum in "
+                            f"{card_path}; reinstall raylayers")
+    return folder
+
+
+def copy_bundle(source: Path, out: Path) -> Path:
+    """A bundle copied to `out` (the demo's encoder folder), so a run folder holds everything it used."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(source, out)
+    return out

@@ -1,0 +1,58 @@
+"""Text-only records for pretraining the world's LM: the scene's caption stands where the image would go.
+
+A LLaVA-style model starts from an LLM that already reads; the world's LM learns to read here, on text alone, from
+scenes drawn like the world's own:
+- QA records in exactly the stage-2 layout (`qa_record`: several questions, the benchmarks' prompt formats), with
+  the caption in place of `<image>`, a share of the multiple-choice ones asked short-answer (one hop fewer: find
+  the object, read its attribute; the letter comes on top of that);
+- copy records in the stage-1 layout: the caption as context, then the caption again, so the LM learns to describe
+  what its context shows, which is what stage 1 asks of the image tokens when the LM is frozen;
+- held-out questions drawn as each benchmark draws them (`bench_task`, balanced counts, POPE's splits).
+Scenes come from the world's random streams at item indices no world image uses (`TEXT_STREAM_OFFSET`), so a corpus
+of any size is deterministic and never holds the scene of a world's training image.
+"""
+
+from __future__ import annotations
+
+from raylayers.prompts import IMAGE_TOKEN, format_question
+from raylayers.world.build import QUESTION_PURPOSE, SCENE_PURPOSE, bench_task, qa_record, stream_rng
+from raylayers.world.questions import TASKS, ObjectStats, caption
+from raylayers.world.scale import WorldScale
+from raylayers.world.scene import sample_scene
+
+TEXT_STREAM_OFFSET = 1_000_000_000
+"""Item indices of text scenes start here, far past any world's image count."""
+
+
+def text_record(seed: int, scale: WorldScale, index: int, stats: ObjectStats, copy_fraction: float,
+                direct_fraction: float = 0.0) -> dict:
+    """Text record `index` of the corpus of `seed`: `{"id", "kind": "qa"|"copy", "context", "conversations"}`.
+
+    A copy record's single turn pair is `<image>` -> caption; the trainer puts the context where `<image>` is. A
+    QA record's first question already holds the caption (`<caption>\\n<question>`), as a stage-2 record holds
+    `<image>\\n<question>`."""
+    item = TEXT_STREAM_OFFSET + index
+    scene = sample_scene(stream_rng(seed, "train", item, SCENE_PURPOSE), scale)
+    rng = stream_rng(seed, "train", item, QUESTION_PURPOSE)
+    described = caption(scene)
+    if rng.random() < copy_fraction:
+        conversations = [{"from": "human", "value": IMAGE_TOKEN}, {"from": "gpt", "value": described}]
+        return {"id": f"text_{index}", "kind": "copy", "context": described, "conversations": conversations}
+    record = qa_record(f"text_{index}", "", scene, rng, stats, scale.questions_per_image, direct_fraction)
+    first = record["conversations"][0]
+    first["value"] = first["value"].replace(IMAGE_TOKEN, described)
+    return {"id": record["id"], "kind": "qa", "context": described, "conversations": record["conversations"]}
+
+
+def heldout_questions(seed: int, scale: WorldScale, stats: ObjectStats) -> list[dict]:
+    """Every task's questions as its benchmark draws them (on `seed`, which should not be a world's own), each as
+    `{"task", "prompt", "answer"}` with the caption where the image goes."""
+    questions = []
+    for task in TASKS:
+        rows, images = bench_task(task, seed, scale, stats)
+        scenes = dict(images)
+        for row in rows:
+            prompt = format_question(row["question"], row["options"])
+            questions.append({"task": task, "prompt": f"{caption(scenes[row['image']])}\n{prompt}",
+                              "answer": row["answer"]})
+    return questions
