@@ -178,6 +178,9 @@ def test_the_readmes_main_command_completes_the_demo_with_its_default_relative_o
     search = root / "runs" / "demo" / "search"  # the default --out, relative to where the command ran
     rows = read_results(search / "results.parquet")
     assert len(rows) == 2 and all(r["status"] == "completed" for r in rows)
+    assert all(isinstance(r["image_reliance"], float) for r in rows)  # per answer, each trial's last probe
+    summary = json.loads((search / "search_summary.json").read_text())
+    assert summary["image_reliance_min"] == min(r["image_reliance"] for r in rows)
     assert (search / "best_config.yaml").is_file() and (search / "report.md").is_file()
     assert (root / "runs" / "demo" / "lrs" / "lrs.png").is_file()
 

@@ -103,3 +103,30 @@ def test_text_qa_accuracy_counts_an_answer_only_when_every_token_is_right_and_re
     report = text_qa_accuracy(Echo(), heldout, pad_id=0)
     assert report["a"] == {"accuracy": round(2 / 3, 4), "questions": 3, "answer_prior": round(2 / 3, 4)}
     assert report["b"]["accuracy"] == 0.0 and report["overall"] == {"accuracy": 0.5, "questions": 4}
+
+
+def test_an_lm_run_cut_by_its_time_cap_resumes_to_the_same_weights_as_an_uninterrupted_one(tiny_world, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from raylayers.config import pretrain_lm_config
+    from raylayers.pretrain import pretrain_lm
+
+    encoder = tmp_path / "enc"
+    pretrain_encoder(tiny_world, encoder, config=pretrain_config("tiny", max_steps=2), progress=False,
+                     log=lambda _: None)
+    shutil.copytree(encoder, tmp_path / "whole")
+    config = pretrain_lm_config("tiny", steps=4, eval_every=2)
+    quiet = dict(progress=False, log=lambda _: None)
+    cut = pretrain_lm(encoder, "tiny", config.model_copy(update={"max_seconds": 1e-9}), **quiet)
+    assert cut["steps"] == 1 and not cut["finished"] and (encoder / "lm" / "pretrain_lm_state.pt").is_file()
+    assert not (encoder / "lm" / "model.safetensors").exists()  # nothing half-trained passes for an LM
+    with pytest.raises(UserError, match="other settings \\(batch_size\\)"):
+        pretrain_lm(encoder, "tiny", config.model_copy(update={"batch_size": 4}), **quiet)
+    resumed = pretrain_lm(encoder, "tiny", config, **quiet)
+    whole = pretrain_lm(tmp_path / "whole", "tiny", config, **quiet)
+    assert resumed["steps"] == whole["steps"] == 4 and resumed["finished"]
+    assert not (encoder / "lm" / "pretrain_lm_state.pt").exists()
+    a, b = (load_file(folder / "lm" / "model.safetensors") for folder in (encoder, tmp_path / "whole"))
+    assert all(a[key].equal(b[key]) for key in a)

@@ -127,9 +127,50 @@ def _load(lm_dir: Path, seed: int):
     return tokenizer, AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(lm_dir))
 
 
+STATE_FILE = "pretrain_lm_state.pt"
+"""The run so far (weights, optimiser, step, curves), saved at every evaluation; removed when the run finishes."""
+
+
+def _resume(lm_dir: Path, config: PretrainLMConfig, model, optimizer) -> dict:
+    """The saved run of `config` in `lm_dir` loaded into model and optimiser, or a fresh run's record."""
+    path = lm_dir / STATE_FILE
+    if not path.is_file():
+        return {"step": 0, "seconds": 0.0, "losses": [], "curve": []}
+    state = torch.load(path, weights_only=False)
+    wanted = config.model_dump()
+    differing = sorted(k for k in wanted if k != "max_seconds" and state["config"].get(k) != wanted[k])
+    if differing:  # the time cap is per call; anything else changes the run
+        raise UserError(f"'{path}' holds an unfinished LM pretraining run with other settings "
+                        f"({', '.join(differing)}); rerun with the same settings to resume it, or remove it")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["run"]
+
+
+def _save_state(lm_dir: Path, config: PretrainLMConfig, model, optimizer, run: dict) -> None:
+    partial = lm_dir / (STATE_FILE + ".partial")
+    torch.save({"config": config.model_dump(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "run": run}, partial)
+    partial.replace(lm_dir / STATE_FILE)
+
+
+def _train_step(model, optimizer, batch: dict, learning_rate: float, step: int) -> float:
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    loss = model(**batch).loss
+    if not math.isfinite(loss.item()):
+        raise UserError(f"LM pretraining diverged at step {step + 1} (loss {loss.item()}); lower the learning rate")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return round(loss.item(), 4)
+
+
 def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None = None, progress: bool = True,
                 log=print) -> dict:
-    """Train `<encoder>/lm` on the world's text at `scale`; save its weights there; return the report."""
+    """Train `<encoder>/lm` on the world's text at `scale`; save its weights there; return the report. The run
+    is saved at every evaluation and a rerun with the same settings resumes it (`max_seconds` caps each call)."""
     from tqdm import tqdm
 
     from raylayers.encoders import quiet_transformers
@@ -142,41 +183,46 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     heldout = corpus.heldout()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
+    run = _resume(lm_dir, config, model, optimizer)
     log(f"pretraining the world LM ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) on "
-        f"{config.steps} x {config.batch_size} text records (at most {config.max_seconds:.0f}s)")
-    curve, losses, started, step = [], [], time.perf_counter(), 0
+        f"{config.steps} x {config.batch_size} text records (at most {config.max_seconds:.0f}s)"
+        + (f", resuming at step {run['step']}" if run["step"] else ""))
+    started, out_of_time, scores = time.perf_counter(), False, None
     model.train()
-    with tqdm(total=config.steps, desc="pretrain-lm", unit="step", disable=not progress) as bar:
-        while step < config.steps:
-            first = step * config.batch_size
-            batch = _pad([corpus.sample(first + i) for i in range(config.batch_size)], tokenizer.pad_token_id)
-            for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step)
-            loss = model(**batch).loss
-            if not math.isfinite(loss.item()):
-                raise UserError(f"LM pretraining diverged at step {step + 1} (loss {loss.item()}); lower the "
-                                "learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            losses.append(round(loss.item(), 4))
+    with tqdm(total=config.steps, initial=run["step"], desc="pretrain-lm", unit="step", disable=not progress) as bar:
+        while run["step"] < config.steps and not out_of_time:
+            step = run["step"]
+            batch = _pad([corpus.sample(step * config.batch_size + i) for i in range(config.batch_size)],
+                         tokenizer.pad_token_id)
+            run["losses"].append(_train_step(model, optimizer, batch, _learning_rate(config, step), step))
+            run["step"] = step = step + 1
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            bar.set_postfix(loss=f"{run['losses'][-1]:.3f}")
             out_of_time = time.perf_counter() - started > config.max_seconds
             if step % config.eval_every == 0 or step == config.steps or out_of_time:
                 scores = text_qa_accuracy(model, heldout, tokenizer.pad_token_id)
-                curve.append({"step": step, "seconds": round(time.perf_counter() - started, 1),
-                              "loss": losses[-1], **{t: s["accuracy"] for t, s in scores.items()}})
+                run["curve"].append({"step": step, "seconds": round(run["seconds"] + time.perf_counter() - started, 1),
+                                     "loss": run["losses"][-1], **{t: s["accuracy"] for t, s in scores.items()}})
                 log(f"pretrain-lm step {step}: text-QA accuracy {scores['overall']['accuracy']:.3f} ("
                     + ", ".join(f"{t} {s['accuracy']:.2f}" for t, s in scores.items() if t != "overall") + ")")
-            if out_of_time:
-                break
-    model.save_pretrained(lm_dir)
-    report = {"scale": scale, "config": config.model_dump(), "steps": step, "stopped_by_time_budget": out_of_time,
-              "train_seconds": round(time.perf_counter() - started, 1), "torch_threads": torch.get_num_threads(),
-              "final_loss": losses[-1] if losses else None, "loss_curve": losses[:: max(1, len(losses) // 200)],
-              "text_qa": scores, "curve": curve}
+                _save_state(lm_dir, config, model, optimizer,
+                            run | {"seconds": run["seconds"] + time.perf_counter() - started})
+    scores = scores or text_qa_accuracy(model, heldout, tokenizer.pad_token_id)
+    return _finish(lm_dir, scale, config, model, run, scores, run["seconds"] + time.perf_counter() - started,
+                   out_of_time)
+
+
+def _finish(lm_dir: Path, scale: str, config: PretrainLMConfig, model, run: dict, scores: dict, seconds: float,
+            out_of_time: bool) -> dict:
+    """The report; a finished run's weights saved with `save_pretrained` and its resume state removed."""
+    finished = run["step"] >= config.steps
+    if finished:
+        model.save_pretrained(lm_dir)
+        (lm_dir / STATE_FILE).unlink(missing_ok=True)
+    losses = run["losses"]
+    report = {"scale": scale, "config": config.model_dump(), "steps": run["step"], "finished": finished,
+              "stopped_by_time_budget": out_of_time, "train_seconds": round(seconds, 1),
+              "torch_threads": torch.get_num_threads(), "final_loss": losses[-1] if losses else None,
+              "loss_curve": losses[:: max(1, len(losses) // 200)], "text_qa": scores, "curve": run["curve"]}
     (lm_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -45,7 +45,8 @@ def write_card(folder: Path, world: dict) -> dict:
         "lm": {"recipe": lm["config"], "steps": lm["steps"], "seconds": lm["train_seconds"],
                "text_qa": lm["text_qa"]},
         "rebuild": (f"raylayers world --out WORLD --scale {world.get('scale')} --seed {world.get('seed')} && "
-                    f"raylayers pretrain-world --world WORLD --out BUNDLE"),
+                    f"raylayers pretrain-world --world WORLD --out BUNDLE --encoder-steps {encoder['steps']} "
+                    f"--lm-steps {lm['steps']} --seed {lm['config']['seed']}"),
         "sha256": {str(p.relative_to(folder)): _sha256(p) for p in _files(folder)},
     }
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
@@ -64,8 +65,17 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_config: PretrainC
         raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
     meta = json.loads(meta_path.read_text())
     scale = meta.get("scale")
-    pretrain_encoder(world, out, encoder_config or pretrain_config(scale), progress=progress, log=log)
-    pretrain_lm(out, scale, lm_config or pretrain_lm_config(scale), progress=progress, log=log)
+    encoder_config = encoder_config or pretrain_config(scale)
+    done = out / "pretrain.json"
+    if done.is_file() and json.loads(done.read_text()).get("config") == encoder_config.model_dump() and json.loads(
+            done.read_text()).get("world") == str(world):  # a rerun that resumes the LM keeps the same encoder
+        log(f"encoder already trained in {out} with these settings; keeping it")
+    else:
+        pretrain_encoder(world, out, encoder_config, progress=progress, log=log)
+    lm = pretrain_lm(out, scale, lm_config or pretrain_lm_config(scale), progress=progress, log=log)
+    if not lm["finished"]:
+        raise UserError(f"the LM stopped at its time cap at step {lm['steps']} of {lm['config']['steps']}; run the "
+                        f"same command again to resume it from {out / 'lm'} (the encoder is retrained, same seed)")
     return write_card(out, meta)
 
 
