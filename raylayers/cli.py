@@ -173,6 +173,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args, main, _say)
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    """The paper's experiment on the world and whether its findings reproduce (`raylayers.study`)."""
+    from raylayers.study import run_study
+
+    return run_study(args, main, _say)
+
+
 def cmd_pretrain_world(args: argparse.Namespace) -> int:
     from raylayers.config import pretrain_config, pretrain_lm_config
     from raylayers.pretrain.world import pretrain_world
@@ -320,18 +327,23 @@ def _add_search(commands) -> None:
 
 
 def _add_demo(commands) -> None:
-    demo = commands.add_parser("demo", help="offline end-to-end run on CPU: world, encoder, LRS, search, report")
-    demo.add_argument("--out", type=resolve_local, default="runs/demo", help="folder for everything the demo writes")
-    demo.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo",
-                      help="world size preset (tiny: a 2-minute check that everything is wired up)")
-    demo.add_argument("--seed", type=int, default=0, help="world seed")
-    demo.add_argument("--trials", type=_positive_int, default=None, help="search trials (default: demo.yaml's)")
-    demo.add_argument("--encoder-steps", type=_positive_int, default=None,
-                      help="pretrain a fresh encoder for this many steps instead of using the shipped bundle (whose "
-                           "LM already reads); a fresh one's LM starts from random weights")
-    demo.add_argument("--encoder-seconds", type=float, default=None,
-                      help="pretrain a fresh encoder with this time cap instead of using the shipped bundle")
-    demo.set_defaults(func=cmd_demo)
+    for name, default, func, text in (
+            ("demo", "runs/demo", cmd_demo, "offline end-to-end run on CPU: world, encoder, LRS, search, report"),
+            ("study", "runs/study", cmd_study, "the paper's experiment on the world: every layer alone, the concat "
+                                                "of the LRS representatives, and whether its findings reproduce")):
+        demo = commands.add_parser(name, help=text)
+        demo.add_argument("--out", type=resolve_local, default=default, help=f"folder for everything the {name} writes")
+        demo.add_argument("--scale", choices=["tiny", "demo", "full"], default="demo",
+                          help="world size preset (tiny: a 2-minute check that everything is wired up)")
+        demo.add_argument("--seed", type=int, default=0, help="world seed")
+        if name == "demo":
+            demo.add_argument("--trials", type=_positive_int, default=None, help="search trials (default: demo.yaml's)")
+        demo.add_argument("--encoder-steps", type=_positive_int, default=None,
+                          help="pretrain a fresh encoder for this many steps instead of using the shipped bundle "
+                               "(whose LM already reads); a fresh one's LM starts from random weights")
+        demo.add_argument("--encoder-seconds", type=float, default=None,
+                          help="pretrain a fresh encoder with this time cap instead of using the shipped bundle")
+        demo.set_defaults(func=func)
 
 
 def _add_config_schema(commands) -> None:

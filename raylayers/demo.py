@@ -18,12 +18,16 @@ FRESH_ENCODER_STEPS, FRESH_ENCODER_SECONDS = 200, 300.0
 """A fresh encoder's budget when no flag sets it: about 200 s on 2 cores, capped so the demo stays near 15 min."""
 
 
-def demo_space() -> Path:
-    """search_spaces/demo.yaml of the checkout raylayers runs from (or of the current directory)."""
+def space_file(name: str) -> Path:
+    """search_spaces/<name>.yaml of the checkout raylayers runs from (or of the current directory)."""
     for root in (Path(__file__).resolve().parents[1], Path.cwd()):
-        if (root / "search_spaces" / "demo.yaml").is_file():
-            return root / "search_spaces" / "demo.yaml"
-    raise UserError("search_spaces/demo.yaml not found: run the demo from a raylayers checkout")
+        if (root / "search_spaces" / f"{name}.yaml").is_file():
+            return root / "search_spaces" / f"{name}.yaml"
+    raise UserError(f"search_spaces/{name}.yaml not found: run from a raylayers checkout")
+
+
+def demo_space() -> Path:
+    return space_file("demo")
 
 
 def _bundle_for(args) -> Path | None:
@@ -35,47 +39,69 @@ def _bundle_for(args) -> Path | None:
     return shipped_bundle(args.scale)
 
 
-def run_demo(args, run_command, say) -> int:
-    """The demo's steps in order; `run_command(argv)` runs one `raylayers` command and returns its exit code."""
+def space_overrides(out: Path) -> list[str]:
+    """The `--set` values pointing a shipped space at the world, encoder, LRS and cache under `out`."""
+    world, encoder = out / "world", out / "encoder"
+    return [f"lrs.file={out / 'lrs' / 'lrs.json'}", f"objective.bench={world / 'bench'}",
+            f"base.set.model.encoder={encoder}", f"base.set.model.lm={encoder / 'lm'}",
+            f"base.set.data.stage1={world / 'stage1.json'}", f"base.set.data.stage2={world / 'stage2.json'}",
+            f"base.set.data.val={world / 'stage2_val.json'}", f"base.set.cache.dir={out / 'cache'}"]
+
+
+def command_step(name: str, argv: list[str], run_command) -> tuple:
+    """A step that runs one `raylayers` command: (name, what is shown, action returning an exit code)."""
+    return name, "raylayers " + " ".join(argv), lambda: run_command(argv)
+
+
+def base_steps(args, out: Path, run_command) -> list[tuple]:
+    """world -> encoder (the shipped bundle, or a fresh CLIP) -> LRS, under `out`."""
     from raylayers.pretrain.world import copy_bundle
 
-    out = Path(args.out)
-    world, encoder, lrs_dir, search = out / "world", out / "encoder", out / "lrs", out / "search"
-    space_overrides = [f"lrs.file={lrs_dir / 'lrs.json'}", f"objective.bench={world / 'bench'}",
-                       f"base.set.model.encoder={encoder}", f"base.set.model.lm={encoder / 'lm'}",
-                       f"base.set.data.stage1={world / 'stage1.json'}", f"base.set.data.stage2={world / 'stage2.json'}",
-                       f"base.set.data.val={world / 'stage2_val.json'}", f"base.set.cache.dir={out / 'cache'}"]
-    if args.trials:
-        space_overrides.append(f"budget.trials={args.trials}")
+    world, encoder, lrs_dir = out / "world", out / "encoder", out / "lrs"
     bundle = _bundle_for(args)
-
-    def command(name: str, argv: list[str]) -> tuple:
-        return name, "raylayers " + " ".join(argv), lambda: run_command(argv)
 
     def copy() -> int:
         copy_bundle(bundle, encoder)
         return 0
 
-    steps = [
-        command("world", ["world", "--out", str(world), "--scale", args.scale, "--seed", str(args.seed)]),
+    return [
+        command_step("world", ["world", "--out", str(world), "--scale", args.scale, "--seed", str(args.seed)],
+                     run_command),
         ("encoder", f"the shipped {args.scale} bundle (CLIP + an LM that reads) copied to {encoder}", copy)
-        if bundle else command("encoder", [
+        if bundle else command_step("encoder", [
             "pretrain-encoder", "--world", str(world), "--out", str(encoder),
             "--max-steps", str(args.encoder_steps or FRESH_ENCODER_STEPS),
-            "--max-seconds", str(args.encoder_seconds or FRESH_ENCODER_SECONDS)]),
-        command("lrs", ["lrs", "--encoder", str(encoder), "--images", str(world / "images"), "--out", str(lrs_dir),
-                        "--max-images", "512"]),
-        command("search", ["search", "--space", str(demo_space()), "--out", str(search),
-                           *(a for o in space_overrides for a in ("--set", o))]),
+            "--max-seconds", str(args.encoder_seconds or FRESH_ENCODER_SECONDS)], run_command),
+        command_step("lrs", ["lrs", "--encoder", str(encoder), "--images", str(world / "images"), "--out",
+                             str(lrs_dir), "--max-images", "512"], run_command),
     ]
+
+
+def run_steps(steps: list[tuple], say, label: str) -> int:
+    """Each step in order, announced with its elapsed time; the first non-zero exit code stops the run."""
     started = time.perf_counter()
-    if (search / "results.parquet").exists():
-        raise UserError(f"'{search}' holds a finished demo search; remove it or use another --out")
     for number, (name, shown, action) in enumerate(steps, 1):
-        say(f"[demo {number}/{len(steps)}] {name} ({time.perf_counter() - started:.0f}s): {shown}")
+        say(f"[{label} {number}/{len(steps)}] {name} ({time.perf_counter() - started:.0f}s): {shown}")
         code = action()
         if code:  # the step said what went wrong, in one line
             return code
+    return 0
+
+
+def run_demo(args, run_command, say) -> int:
+    """The demo's steps in order; `run_command(argv)` runs one `raylayers` command and returns its exit code."""
+    out = Path(args.out)
+    search = out / "search"
+    overrides = space_overrides(out) + ([f"budget.trials={args.trials}"] if args.trials else [])
+    if (search / "results.parquet").exists():
+        raise UserError(f"'{search}' holds a finished demo search; remove it or use another --out")
+    started = time.perf_counter()
+    steps = base_steps(args, out, run_command) + [command_step(
+        "search", ["search", "--space", str(demo_space()), "--out", str(search),
+                   *(a for o in overrides for a in ("--set", o))], run_command)]
+    code = run_steps(steps, say, "demo")
+    if code:
+        return code
     _closing(out, time.perf_counter() - started, say)
     return 0
 

@@ -86,18 +86,30 @@ def plot_layer_benchmark_heatmap(scores: dict[str, dict[str, float]], path: str 
 
 
 def plot_category_lines(per_layer: dict[int, dict[str, float]], path: str | Path,
-                        title: str = "Score per category over layers") -> Path:
-    """The paper's Fig. 1b: one line per category, x = layer. `per_layer`: layer -> {category: score}."""
+                        title: str = "Score per category over layers",
+                        bands: dict[int, dict[str, tuple[float, float]]] | None = None,
+                        references: dict[str, float] | None = None, reference_label: str = "") -> Path:
+    """The paper's Fig. 1b: one line per category, x = layer. `per_layer`: layer -> {category: score};
+    `bands`: layer -> {category: (low, high)}, drawn as shaded intervals; `references`: category -> a score drawn
+    as a dashed line of the category's colour (e.g. a fusion of several layers)."""
     plt = _pyplot()
     layers = sorted(per_layer)
     categories = sorted({c for s in per_layer.values() for c in s})
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     for category in categories:
-        ax.plot(layers, [per_layer[layer].get(category, np.nan) for layer in layers], marker="o", label=category)
+        line, = ax.plot(layers, [per_layer[layer].get(category, np.nan) for layer in layers], marker="o",
+                        label=category)
+        if bands:
+            low = [bands.get(layer, {}).get(category, (np.nan, np.nan))[0] for layer in layers]
+            high = [bands.get(layer, {}).get(category, (np.nan, np.nan))[1] for layer in layers]
+            ax.fill_between(layers, low, high, color=line.get_color(), alpha=0.12)
+        if references and references.get(category) is not None:
+            ax.axhline(references[category], color=line.get_color(), linestyle="--", linewidth=1,
+                       label=f"{category}, {reference_label}" if reference_label else None)
     ax.set_xlabel("layer")
     ax.set_ylabel("score")
     ax.set_xticks(layers)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     ax.set_title(title)
     return _save(plt, fig, path)

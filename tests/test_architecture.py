@@ -23,7 +23,7 @@ LAYERS = [
     # 5: what runs those
     ("raylayers.search", "raylayers.pretrain"),
     # 6: the command line
-    ("raylayers.cli", "raylayers.demo"),
+    ("raylayers.cli", "raylayers.demo", "raylayers.study"),
 ]
 
 # Functions allowed over the length limit, each with its reason. Keep it short.

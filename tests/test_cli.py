@@ -13,7 +13,8 @@ from raylayers.cli import build_parser, main
 from raylayers.search.results import read_results
 
 # ARCHITECTURE.md's command list, all of them
-COMMANDS = ["world", "pretrain-encoder", "lrs", "train", "eval", "search", "export", "demo", "config-schema"]
+COMMANDS = ["world", "pretrain-encoder", "pretrain-world", "lrs", "train", "eval", "search", "export", "demo", "study",
+            "config-schema"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

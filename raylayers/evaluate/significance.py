@@ -30,13 +30,26 @@ def paired_bootstrap(a_file: str | Path, b_file: str | Path, weights: dict[str, 
 
     Returns {difference, low, high, p_better (the share of resamples where A beats B), questions, benchmarks}.
     """
-    a, b = _per_question(Path(a_file)), _per_question(Path(b_file))
-    shared = sorted(set(a) & set(b))
+    return paired_bootstrap_sets([a_file], [b_file], weights=weights, resamples=resamples, seed=seed)
+
+
+def paired_bootstrap_sets(a_files: list, b_files: list, weights: dict[str, float] | None = None,
+                          category: str | None = None, resamples: int = 2000, seed: int = 0) -> dict:
+    """`paired_bootstrap` between two sets of models: each question's correctness is the mean over a set's
+    models (e.g. every deep layer vs every shallower one), on the questions every model answered; `category`
+    keeps that category's benchmarks only."""
+    sides = [[_per_question(Path(f)) for f in files] for files in (a_files, b_files)]
+    shared = sorted(set.intersection(*(set(m) for side in sides for m in side)))
+    any_model = sides[0][0]
+    if category is not None:
+        shared = [key for key in shared if any_model[key][0] == category]
     if not shared:
-        raise UserError(f"'{a_file}' and '{b_file}' share no question")
+        where = f" in category '{category}'" if category else ""
+        raise UserError(f"'{a_files[0]}' and '{b_files[0]}' share no question{where}")
     by_bench: dict[str, list[tuple[str, float, float]]] = {}
     for key in shared:
-        by_bench.setdefault(key[0], []).append((a[key][0], a[key][1], b[key][1]))
+        a, b = (float(np.mean([model[key][1] for model in side])) for side in sides)
+        by_bench.setdefault(key[0], []).append((any_model[key][0], a, b))
     rng = np.random.default_rng(seed)
     weights = weights or {}
     category_draws: dict[str, list[np.ndarray]] = {}
@@ -52,6 +65,23 @@ def paired_bootstrap(a_file: str | Path, b_file: str | Path, weights: dict[str, 
     low, high = np.percentile(draws, [2.5, 97.5])
     return {"difference": point, "low": float(low), "high": float(high), "p_better": float(np.mean(draws > 0)),
             "questions": len(shared), "benchmarks": len(by_bench), "resamples": resamples}
+
+
+def category_interval(file: str | Path, category: str, resamples: int = 2000, seed: int = 0) -> dict:
+    """One model's category score (the mean of its benchmarks' means) with a 95% bootstrap interval."""
+    model = _per_question(Path(file))
+    by_bench: dict[str, list[float]] = {}
+    for (bench, _), (cat, correct) in model.items():
+        if cat == category:
+            by_bench.setdefault(bench, []).append(correct)
+    if not by_bench:
+        return {"score": None, "low": None, "high": None, "questions": 0}
+    rng = np.random.default_rng(seed)
+    draws = np.mean([np.array(v)[rng.integers(0, len(v), size=(resamples, len(v)))].mean(axis=1)
+                     for v in by_bench.values()], axis=0)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"score": float(np.mean([np.mean(v) for v in by_bench.values()])), "low": float(low),
+            "high": float(high), "questions": sum(len(v) for v in by_bench.values())}
 
 
 def describe(result: dict) -> str:
