@@ -15,22 +15,25 @@ import numpy as np
 from raylayers.errors import UserError
 
 
-def _per_question(path: Path) -> dict[tuple[str, str], tuple[str, float]]:
+def _per_question(path: Path, column: str = "correct") -> dict[tuple[str, str], tuple[str, float]]:
     import pyarrow.parquet as pq
 
     if not path.is_file():
         raise UserError(f"'{path}' does not exist (an evaluation's per_question.parquet)")
-    table = pq.read_table(path, columns=["benchmark", "question_id", "category", "correct"]).to_pylist()
-    return {(r["benchmark"], r["question_id"]): (r["category"], float(r["correct"] or 0.0)) for r in table}
+    names = pq.read_schema(path).names
+    column = column if column in names else "correct"  # files written before `correct_lenient` existed
+    table = pq.read_table(path, columns=["benchmark", "question_id", "category", column]).to_pylist()
+    return {(r["benchmark"], r["question_id"]): (r["category"], float(r[column] or 0.0)) for r in table}
 
 
 def paired_bootstrap(a_file: str | Path, b_file: str | Path, weights: dict[str, float] | None = None,
-                     resamples: int = 2000, seed: int = 0) -> dict:
-    """Score of A minus score of B with a 95% interval, resampling questions within each benchmark.
+                     resamples: int = 2000, seed: int = 0, column: str = "correct") -> dict:
+    """Score of A minus score of B with a 95% interval, resampling questions within each benchmark; `column` is
+    the per-question figure (`correct`, the official rule, or `correct_lenient`).
 
     Returns {difference, low, high, p_better (the share of resamples where A beats B), questions, benchmarks}.
     """
-    a, b = _per_question(Path(a_file)), _per_question(Path(b_file))
+    a, b = _per_question(Path(a_file), column), _per_question(Path(b_file), column)
     shared = sorted(set(a) & set(b))
     if not shared:
         raise UserError(f"'{a_file}' and '{b_file}' share no question")
