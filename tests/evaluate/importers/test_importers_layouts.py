@@ -18,6 +18,7 @@ from raylayers.evaluate.importers import (
     is_benchmark_folder,
     split_inline_options,
 )
+from raylayers.evaluate.metrics import METRICS as SCORERS
 from raylayers.evaluate.schema import CATEGORIES
 
 
@@ -114,6 +115,11 @@ def test_ocrbench(imported):
     assert rows[0]["answer"] == "HELLO" and rows[0]["answers"] == ["HELLO", "hello"]
     assert rows[1]["question_type"] == "Handwritten Mathematical Expression Recognition"
     assert rows[1]["dataset"] == "HME100k"
+    # the official formula rule applies to the imported HME100k row: spaces dropped, case kept
+    scored = SCORERS["ocr_contains"]([{**rows[0], "prediction": "It says hello"},
+                                      {**rows[1], "prediction": "x ^ { 2 }"}])
+    assert [q["correct"] for q in scored["per_question"]] == [True, True]
+    assert SCORERS["ocr_contains"]([{**rows[1], "prediction": "X^{2}"}])["score"] == 0.0
 
 
 def test_cv_bench(imported):
