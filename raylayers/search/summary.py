@@ -35,7 +35,8 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     summary = {"name": config.name, "trials": len(rows), "completed": len(done),
                "pruned": sum(r["status"] == "pruned" for r in rows),
                "failed": sum(r["status"] == "failed" for r in rows),
-               "seconds": round(seconds, 1), "lrs": str(lrs_path), "best": best, "baseline": baseline}
+               "seconds": round(seconds, 1), "lrs": str(lrs_path), "objective_metric": config.objective.metric,
+               "best": best, "baseline": baseline}
     failed = sorted((r for r in rows if r["status"] == "failed"), key=lambda r: r["order"])
     if failed:
         summary["first_error"] = {"trial_id": failed[0]["trial_id"], "error": failed[0]["error"]}
