@@ -25,7 +25,7 @@ evaluation; where a benchmark's own script differs, we follow lmms-eval and say 
                                                           vlmeval/utils/matching_util.py) reads differently: a letter
                                                           only among the last four words, ".()[],:;!*#{}" as spaces,
                                                           option texts only in answers at most twice the options'
-                                                          length, and no `mcq_extract`.
+                                                          total length, and no `mcq_extract`.
 
 Group figures (MMBench's circular accuracy, MMVP's pair accuracy) are the headline when every group is complete
 (as many circular copies as options; both images of a pair), the per-question `accuracy` otherwise (e.g. under
