@@ -32,16 +32,17 @@ def _ascii_letter(char: str) -> str | None:
 
 
 def seed_read(text: str) -> str | None:
-    """SEED-Bench (`seed_process_result`, `seed_aggregation_result`): the stripped answer's first character,
-    compared with the answer lower-cased: "b" and "B) ..." read B, "(B)" and "The answer is B" read nothing useful."""
+    """SEED-Bench (lmms-eval `lmms_eval/tasks/seedbench/utils.py`: `seed_process_result`, `seed_aggregation_result`):
+    the stripped answer's first character, compared with the answer lower-cased: "b" and "B) ..." read B, "(B)" and "The
+    answer is B" read nothing useful."""
     pred = text.strip()[:1]
     return (_ascii_letter(pred) or pred) if pred else None
 
 
 def scienceqa_read(text: str) -> str | None:
-    """ScienceQA (`sqa_process_results`): the whole stripped answer when it is one letter in any case ("b"), or
-    the first character of an answer "X. ..." whose first character is upper-case; anything else ("(B)", "B)",
-    "b. ...", the option's text) is wrong."""
+    """ScienceQA (lmms-eval `lmms_eval/tasks/scienceqa/utils.py`: `sqa_process_results`): the whole stripped answer when
+    it is one letter in any case ("b"), or the first character of an answer "X. ..." whose first character is
+    upper-case; anything else ("(B)", "B)", "b. ...", the option's text) is wrong."""
     pred = text.strip()
     if pred and _ascii_letter(pred):  # `pred.lower() == target`
         return _ascii_letter(pred)
@@ -54,8 +55,9 @@ _CV_BENCH_LETTER = re.compile(r"[(\s]*([A-Z])[).\s]*", re.IGNORECASE)
 
 
 def cv_bench_read(text: str) -> str | None:
-    """CV-Bench (`_extract_answer_letter`): after any "(" and spaces at the start, the first character if it is a
-    letter, upper-cased; so "b", "(B)", "B. red" read B, and "red" reads R (an option's text is wrong)."""
+    """CV-Bench (lmms-eval `lmms_eval/tasks/cv_bench/utils.py`: `_extract_answer_letter`): after any "(" and spaces at
+    the start, the first character if it is a letter, upper-cased; so "b", "(B)", "B. red" read B, and "red" reads R (an
+    option's text is wrong)."""
     match = _CV_BENCH_LETTER.match(text.strip())
     return match.group(1).upper() if match else None
 
@@ -70,8 +72,9 @@ _MMVP_PATTERNS = tuple(re.compile(pattern, re.IGNORECASE) for pattern in (
 
 
 def mmvp_read(text: str) -> str | None:
-    """MMVP (`_extract_answer_letter`): the first of five patterns that finds an A or B (any case; the patterns are
-    tried in order, each anywhere it may match), else the first character when it is a or b ("apple" reads A)."""
+    """MMVP (lmms-eval `lmms_eval/tasks/mmvp/utils.py`: `_extract_answer_letter`): the first of five patterns that finds
+    an A or B (any case; the patterns are tried in order, each anywhere it may match), else the first character when it
+    is a or b ("apple" reads A)."""
     pred = text.strip()
     for pattern in _MMVP_PATTERNS:
         match = pattern.search(pred)
@@ -92,11 +95,11 @@ _RANK_PHRASE, _RANK_START, _RANK_END, _RANK_FALLBACK = 7, 10, 9, 0
 
 
 def mcq_extract(text: str, choices: Sequence[str] = "ABCDEFGH") -> str | None:
-    """lmms-eval's shared extractor (`extract_mcq_answer`): every occurrence of a choice letter in a known format
-    ("(B)", "B.", "B:", "B)", "B ", after an answer phrase, opening or closing the answer) is a candidate, ranked
-    (start > end > phrase > brackets > period > colon > right bracket > space); the best rank wins, then the latest
-    position. With no candidate, any occurrence of a letter, the latest winning. Letters are matched upper-case
-    only, so "b" reads nothing."""
+    """lmms-eval's shared extractor (`lmms_eval/tasks/_task_utils/mcq_extract.py`: `extract_mcq_answer`): every
+    occurrence of a choice letter in a known format ("(B)", "B.", "B:", "B)", "B ", after an answer phrase, opening or
+    closing the answer) is a candidate, ranked (start > end > phrase > brackets > period > colon > right bracket >
+    space); the best rank wins, then the latest position. With no candidate, any occurrence of a letter, the latest
+    winning. Letters are matched upper-case only, so "b" reads nothing."""
     if not text or not text.strip():
         return None
     choices = choices or "ABCDEFGH"  # the official default, for an empty list too
@@ -160,9 +163,9 @@ def _mmbench_text_letter(text: str, options: Sequence[str]) -> str | None:
 
 
 def mmbench_read(text: str, options: Sequence[str]) -> str | None:
-    """MMBench as lmms-eval's static evaluator reads one answer (`MMBench_Evaluator.eval_sub_data` with
-    static_only): `can_infer` (a bare or marked letter word, else an option text), else `mcq_extract` over the
-    question's option letters. It may return "E" (never right)."""
+    """MMBench as lmms-eval's static evaluator reads one answer (`lmms_eval/tasks/mmbench/mmbench_evals.py`:
+    `MMBench_Evaluator.eval_sub_data` with static_only): `can_infer` (a bare or marked letter word, else an option
+    text), else `mcq_extract` over the question's option letters. It may return "E" (never right)."""
     pred = text.strip()
     return (_mmbench_option_letter(pred) or _mmbench_text_letter(pred, options)
             or mcq_extract(pred, LETTERS[:min(len(options), 4)]))
