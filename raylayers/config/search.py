@@ -5,7 +5,8 @@ A space file has five sections (see search_spaces/*.yaml, each with the command 
 - `lrs`: where the layer groups come from (an `lrs.json`, or images to compute it from first);
 - `space`: how many layers, from which groups (at most one per group by default), which connectors, and a few
   training hyper-parameters;
-- `objective`: the benchmarks, answer mode and category weights (equal by default) of the score;
+- `objective`: the benchmarks, answer mode, category weights (equal by default) and metric (each benchmark's
+  official rule by default, or the lenient reading) of the score;
 - `budget`: trials, concurrency, searcher, early-stopping rungs, retries, seed.
 Connector names are checked against the connector registry by `raylayers.search.space.load_search_config`.
 """
@@ -23,6 +24,7 @@ from raylayers.config.train import TrainConfig
 from raylayers.evaluate.schema import CATEGORIES
 
 Searcher = Literal["tpe", "random", "grid"]
+ObjectiveMetric = Literal["official", "lenient"]
 HYPERPARAMETER_KINDS = ("choice", "uniform", "log_uniform")
 
 
@@ -108,6 +110,10 @@ class ObjectiveSection(EvalOptions):
     and ranking options by likelihood measures what they know."""
     weights: dict[str, float] = Field(default_factory=dict)
     """Category weights (general, ocr, vision_centric, hallucination); missing ones weigh 1."""
+    metric: ObjectiveMetric = "official"
+    """Which figure of each benchmark the category means use: `official` (the official scoring rule, e.g. MMBench's
+    circular accuracy read as lmms-eval reads letters) or `lenient` (the same figure with raylayers' lenient answer
+    reading, which accepts "(b)", "the answer is B" or the option's text where the official rule may not)."""
 
     @field_validator("weights")
     @classmethod

@@ -43,7 +43,10 @@ class Benchmark:
 
     @property
     def answer_type(self) -> str:
-        return self.meta.get("answer_type") or ("multiple_choice" if self.metric == "mc_accuracy" else "short")
+        from raylayers.evaluate.metrics import MULTIPLE_CHOICE_METRICS
+
+        return self.meta.get("answer_type") or ("multiple_choice" if self.metric in MULTIPLE_CHOICE_METRICS
+                                                else "short")
 
     def image_source(self, row: dict) -> str | bytes | None:
         """What `open_image` takes: bytes as they are, a path resolved against the folder."""
@@ -56,7 +59,7 @@ def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:
     """Read and validate a benchmark folder; errors name the file and the missing columns or keys."""
     import pyarrow.parquet as pq
 
-    from raylayers.evaluate.metrics import METRICS
+    from raylayers.evaluate.metrics import METRICS, MULTIPLE_CHOICE_METRICS
 
     folder = Path(folder)
     questions, meta_path = folder / "questions.parquet", folder / "meta.json"
@@ -69,6 +72,7 @@ def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:
         raise UserError(f"{meta_path}: not valid JSON ({err})") from None
     if not isinstance(meta, dict) or "metric" not in meta:
         raise UserError(f"{meta_path}: needs a 'metric' key (one of {', '.join(sorted(METRICS))})")
+    meta = _with_official_metric(meta)
     if meta["metric"] not in METRICS:
         raise UserError(f"{meta_path}: unknown metric '{meta['metric']}' (valid: {', '.join(sorted(METRICS))})")
     try:
@@ -76,7 +80,7 @@ def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:
     except Exception as err:  # noqa: BLE001 (pyarrow raises several types for a file that is not parquet)
         raise UserError(f"{questions}: not a readable parquet file ({err})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
-    if meta["metric"] == "mc_accuracy" and "options" not in schema.names:
+    if meta["metric"] in MULTIPLE_CHOICE_METRICS and "options" not in schema.names:
         missing.append("options")
     if missing:
         raise UserError(f"{questions}: missing column(s) {', '.join(missing)} (has: {', '.join(schema.names)})")
@@ -104,6 +108,17 @@ def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:
     meta = {**meta, "category": category}
     name = meta.get("task") or folder.name
     return Benchmark(name=str(name), folder=folder, meta=meta, rows=rows)
+
+
+def _with_official_metric(meta: dict) -> dict:
+    """A folder imported before the benchmarks had official scorers names a generic metric (mc_accuracy,
+    exact_match) in its meta.json; its `layout` says which benchmark it is, so score it with that one's metric."""
+    from raylayers.evaluate.importers import LAYOUTS
+
+    layout = LAYOUTS.get(str(meta.get("layout")))
+    if layout is not None and meta["metric"] in ("mc_accuracy", "exact_match") and layout.metric != meta["metric"]:
+        return {**meta, "metric": layout.metric}
+    return meta
 
 
 def _world_root() -> Path:

@@ -1,10 +1,13 @@
 """`raylayers eval`: answer (or read) predictions, score them per benchmark, category and overall, write outputs.
 
 Outputs in `--out`:
-- `scores.json`: per benchmark its metric's figures plus `errors` (rows whose image failed), `missing`,
-  `unknown_ids` and `duplicates` (predictions files); per category the mean of its benchmarks; `overall`, the mean
-  of the categories present; `row`, the flat scores a search's results table takes;
-- `per_question.parquet`: benchmark, question_id, task, category, prediction, parsed, correct, error;
+- `scores.json`: per benchmark its metric's figures (`score`, the official rule's headline, and `score_lenient`,
+  the same figure read leniently) plus `errors` (rows whose image failed), `missing`, `unknown_ids` and `duplicates`
+  (predictions files); per category the mean of its benchmarks; `overall`, the mean of the categories present;
+  `objective_metric` (official by default, or lenient: which of the two those means use) and `by_metric` (the
+  means under both); `row`, the flat scores a search's results table takes;
+- `per_question.parquet`: benchmark, question_id, task, category, prediction, parsed, correct, correct_lenient,
+  error;
 - `predictions.jsonl` (model runs): what the model answered, in the predictions format, re-scorable later.
 
 With `workers > 1` the questions are split into contiguous shards, each answered by a Ray task holding its own
@@ -48,7 +51,8 @@ def score_benchmark(bench: Benchmark, predictions: dict[str, str], errors: dict[
         table_rows.append({"benchmark": bench.name, "question_id": row["question_id"], "task": str(row.get("task")),
                            "category": bench.category, "prediction": row["prediction"],
                            "parsed": None if scored["parsed"] is None else str(scored["parsed"]),
-                           "correct": float(correct), "answer": str(row["answer"]),
+                           "correct": float(correct), "correct_lenient": float(scored["correct_lenient"]),
+                           "answer": str(row["answer"]),
                            "error": errors.get(row["question_id"])})
     return {"scores": result, "rows": table_rows}
 
@@ -68,18 +72,40 @@ def _image_key(row: dict) -> str | None:
     return image
 
 
-def summarise(per_benchmark: dict[str, dict], weights: dict[str, float] | None = None) -> dict:
-    """Category means and the overall score (a weighted mean over the categories present, equal by default)."""
+def check_metric(metric: str) -> None:
+    """A UserError unless `metric` is an objective metric (official or lenient)."""
+    from raylayers.evaluate.metrics import SCORE_KEYS
+
+    if metric not in SCORE_KEYS:
+        raise UserError(f"unknown objective metric '{metric}' (valid: {', '.join(SCORE_KEYS)})")
+
+
+def _means(per_benchmark: dict[str, dict], key: str, weights: dict[str, float]) -> tuple[dict[str, float], float]:
+    """Category means of the benchmarks' `key` figure and their weighted mean (a benchmark without `key`, such as
+    one scored before the lenient figure existed, gives its `score`)."""
     categories: dict[str, list[float]] = {}
     for scores in per_benchmark.values():
-        categories.setdefault(scores["category"], []).append(scores["score"])
+        categories.setdefault(scores["category"], []).append(scores.get(key, scores["score"]))
     means = {c: sum(v) / len(v) for c, v in categories.items()}
-    weights = weights or {}
     total = sum(weights.get(c, 1.0) for c in means)
-    overall = sum(weights.get(c, 1.0) * m for c, m in means.items()) / total if total else 0.0
+    return means, sum(weights.get(c, 1.0) * m for c, m in means.items()) / total if total else 0.0
+
+
+def summarise(per_benchmark: dict[str, dict], weights: dict[str, float] | None = None,
+              metric: str = "official") -> dict:
+    """Category means and the overall score (a weighted mean over the categories present, equal by default), of
+    each benchmark's official `score` or, with metric="lenient", of its `score_lenient`; `by_metric` holds both."""
+    from raylayers.evaluate.metrics import SCORE_KEYS
+
+    check_metric(metric)
+    by_metric = {}
+    for name, key in SCORE_KEYS.items():
+        means, overall = _means(per_benchmark, key, weights or {})
+        by_metric[name] = {"categories": means, "overall": overall}
+    means, overall = by_metric[metric]["categories"], by_metric[metric]["overall"]
     row = {"score": overall, **{f"score_{c}": means[c] for c in CATEGORIES if c in means},
-           **{f"bench_{name}": s["score"] for name, s in per_benchmark.items()}}
-    return {"categories": means, "overall": overall, "row": row}
+           **{f"bench_{name}": s.get(SCORE_KEYS[metric], s["score"]) for name, s in per_benchmark.items()}}
+    return {"categories": means, "overall": overall, "objective_metric": metric, "by_metric": by_metric, "row": row}
 
 
 def _write_outputs(out: Path, per_benchmark: dict, table_rows: list[dict], extra: dict) -> dict:
@@ -87,7 +113,7 @@ def _write_outputs(out: Path, per_benchmark: dict, table_rows: list[dict], extra
     import pyarrow.parquet as pq
 
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarise(per_benchmark, extra.pop("weights", None))
+    summary = summarise(per_benchmark, extra.pop("weights", None), extra.pop("metric", "official"))
     scores = {"benchmarks": per_benchmark, **summary, **extra}
     pq.write_table(pa.Table.from_pylist(table_rows), out / "per_question.parquet")
     (out / "scores.json").write_text(json.dumps(scores, indent=2, default=str) + "\n")
@@ -96,10 +122,12 @@ def _write_outputs(out: Path, per_benchmark: dict, table_rows: list[dict], extra
 
 # ================================================================================================ predictions file
 def score_predictions_file(predictions_file: str | Path, bench_spec: str, out: str | Path,
-                           limit: int | None = None) -> dict:
-    """Score a predictions JSONL made elsewhere; unknown ids and duplicates are reported, missing ids are wrong."""
+                           limit: int | None = None, metric: str = "official") -> dict:
+    """Score a predictions JSONL made elsewhere; unknown ids and duplicates are reported, missing ids are wrong.
+    `metric` (official or lenient) is the figure the category means and the overall score use."""
     from raylayers.evaluate.predict import read_predictions
 
+    check_metric(metric)
     out = Path(out)
     started = time.perf_counter()
     benches = [load_benchmark(folder, limit) for folder in resolve_benchmarks(bench_spec, out)]
@@ -120,7 +148,7 @@ def score_predictions_file(predictions_file: str | Path, bench_spec: str, out: s
         table_rows.extend(scored["rows"])
     extra = {"predictions": str(predictions_file), "unknown_ids": unknown[:100], "num_unknown_ids": len(unknown),
              "num_duplicates": sum(1 for c in counts.values() if c > 1),
-             "num_missing": sum(s["missing"] for s in per_benchmark.values()),
+             "num_missing": sum(s["missing"] for s in per_benchmark.values()), "metric": metric,
              "seconds": round(time.perf_counter() - started, 2)}
     return _write_outputs(out, per_benchmark, table_rows, extra)
 
@@ -144,14 +172,17 @@ def _shards(size: int, parts: int) -> list[tuple[int, int]]:
 
 def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path, mode: str = "greedy",
                         workers: int = 1, batch_size: int = 16, limit: int | None = None,
-                        use_gpu: bool = False, weights: dict[str, float] | None = None) -> dict:
+                        use_gpu: bool = False, weights: dict[str, float] | None = None,
+                        metric: str = "official") -> dict:
     """Answer every question of the benchmarks with the checkpoint (here, or sharded over Ray workers) and score
-    them; writes `predictions.jsonl`, `per_question.parquet` and `scores.json` into `out`."""
+    them; writes `predictions.jsonl`, `per_question.parquet` and `scores.json` into `out`. `weights` and `metric`
+    (official or lenient) make the category means and the overall score."""
     from raylayers.config import MODES
     from raylayers.evaluate.predict import find_checkpoint
 
     if mode not in MODES:
         raise UserError(f"unknown evaluation mode '{mode}' (valid: {', '.join(MODES)})")
+    check_metric(metric)
     out = Path(out)
     started = time.perf_counter()
     folder = str(find_checkpoint(checkpoint).resolve())
@@ -182,7 +213,7 @@ def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path
     if num_errors:
         print(f"[raylayers] warning: {num_errors} question(s) had an unreadable image and count as wrong "
               f"(see scores.json 'errors')", file=sys.stderr, flush=True)
-    extra = {"checkpoint": folder, "mode": mode, "workers": workers, "weights": weights,
+    extra = {"checkpoint": folder, "mode": mode, "workers": workers, "weights": weights, "metric": metric,
              "seconds": round(time.perf_counter() - started, 2)}
     return _write_outputs(out, per_benchmark, table_rows, extra)
 
@@ -235,10 +266,12 @@ def _answer_on_ray(folder: str, benches: list[Benchmark], bench_folders: list[Pa
 
 def format_scores(scores: dict) -> str:
     """A small table for the terminal."""
-    lines = [f"{'benchmark':<16}{'category':<16}{'metric':<14}{'score':>8}{'n':>7}"]
+    lines = [f"{'benchmark':<16}{'category':<16}{'metric':<14}{'score':>8}{'lenient':>9}{'n':>7}"]
     for name, s in scores["benchmarks"].items():
-        lines.append(f"{name:<16}{s['category']:<16}{s['metric']:<14}{s['score']:>8.3f}{s.get('n', 0):>7}")
+        lenient = s.get("score_lenient", s["score"])
+        lines.append(f"{name:<16}{s['category']:<16}{s['metric']:<14}{s['score']:>8.3f}{lenient:>9.3f}"
+                     f"{s.get('n', 0):>7}")
     for category, value in scores["categories"].items():
         lines.append(f"{'[' + category + ']':<46}{value:>8.3f}")
-    lines.append(f"{'overall':<46}{scores['overall']:>8.3f}")
+    lines.append(f"{'overall (' + scores.get('objective_metric', 'official') + ')':<46}{scores['overall']:>8.3f}")
     return "\n".join(lines)

@@ -15,30 +15,35 @@ import numpy as np
 from raylayers.errors import UserError
 
 
-def _per_question(path: Path) -> dict[tuple[str, str], tuple[str, float]]:
+def _per_question(path: Path, column: str = "correct") -> dict[tuple[str, str], tuple[str, float]]:
     import pyarrow.parquet as pq
 
     if not path.is_file():
         raise UserError(f"'{path}' does not exist (an evaluation's per_question.parquet)")
-    table = pq.read_table(path, columns=["benchmark", "question_id", "category", "correct"]).to_pylist()
-    return {(r["benchmark"], r["question_id"]): (r["category"], float(r["correct"] or 0.0)) for r in table}
+    names = pq.read_schema(path).names
+    column = column if column in names else "correct"  # files written before `correct_lenient` existed
+    table = pq.read_table(path, columns=["benchmark", "question_id", "category", column]).to_pylist()
+    return {(r["benchmark"], r["question_id"]): (r["category"], float(r[column] or 0.0)) for r in table}
 
 
 def paired_bootstrap(a_file: str | Path, b_file: str | Path, weights: dict[str, float] | None = None,
-                     resamples: int = 2000, seed: int = 0) -> dict:
-    """Score of A minus score of B with a 95% interval, resampling questions within each benchmark.
+                     resamples: int = 2000, seed: int = 0, column: str = "correct") -> dict:
+    """Score of A minus score of B with a 95% interval, resampling questions within each benchmark; `column` is
+    the per-question figure (`correct`, the official rule, or `correct_lenient`).
 
     Returns {difference, low, high, p_better (the share of resamples where A beats B), questions, benchmarks}.
     """
-    return paired_bootstrap_sets([a_file], [b_file], weights=weights, resamples=resamples, seed=seed)
+    return paired_bootstrap_sets([a_file], [b_file], weights=weights, resamples=resamples, seed=seed,
+                                 column=column)
 
 
 def paired_bootstrap_sets(a_files: list, b_files: list, weights: dict[str, float] | None = None,
-                          category: str | None = None, resamples: int = 2000, seed: int = 0) -> dict:
+                          category: str | None = None, resamples: int = 2000, seed: int = 0,
+                          column: str = "correct") -> dict:
     """`paired_bootstrap` between two sets of models: each question's correctness is the mean over a set's
     models (e.g. every deep layer vs every shallower one), on the questions every model answered; `category`
     keeps that category's benchmarks only."""
-    sides = [[_per_question(Path(f)) for f in files] for files in (a_files, b_files)]
+    sides = [[_per_question(Path(f), column) for f in files] for files in (a_files, b_files)]
     shared = sorted(set.intersection(*(set(m) for side in sides for m in side)))
     any_model = sides[0][0]
     if category is not None:
@@ -67,9 +72,10 @@ def paired_bootstrap_sets(a_files: list, b_files: list, weights: dict[str, float
             "questions": len(shared), "benchmarks": len(by_bench), "resamples": resamples}
 
 
-def category_interval(file: str | Path, category: str, resamples: int = 2000, seed: int = 0) -> dict:
+def category_interval(file: str | Path, category: str, resamples: int = 2000, seed: int = 0,
+                      column: str = "correct") -> dict:
     """One model's category score (the mean of its benchmarks' means) with a 95% bootstrap interval."""
-    model = _per_question(Path(file))
+    model = _per_question(Path(file), column)
     by_bench: dict[str, list[float]] = {}
     for (bench, _), (cat, correct) in model.items():
         if cat == category:

@@ -35,7 +35,8 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     summary = {"name": config.name, "trials": len(rows), "completed": len(done),
                "pruned": sum(r["status"] == "pruned" for r in rows),
                "failed": sum(r["status"] == "failed" for r in rows),
-               "seconds": round(seconds, 1), "lrs": str(lrs_path), "best": best, "baseline": baseline}
+               "seconds": round(seconds, 1), "lrs": str(lrs_path), "objective_metric": config.objective.metric,
+               "best": best, "baseline": baseline}
     failed = sorted((r for r in rows if r["status"] == "failed"), key=lambda r: r["order"])
     if failed:
         summary["first_error"] = {"trial_id": failed[0]["trial_id"], "error": failed[0]["error"]}
@@ -46,7 +47,7 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     if reliance:
         summary["image_reliance_min"] = min(reliance)
         summary["image_reliance_max"] = max(reliance)
-    versus = _best_vs_baseline(out, best, baseline, config.objective.weights) if best and baseline else None
+    versus = _best_vs_baseline(out, best, baseline, config.objective) if best and baseline else None
     if versus is not None:
         summary["best_vs_baseline"] = versus
     if (out / COUNTERS_FILE).is_file():  # what the searcher did besides launching trials (repeats answered, ...)
@@ -56,14 +57,16 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     return summary
 
 
-def _best_vs_baseline(out: Path, best: dict, baseline: dict, weights: dict | None) -> dict | None:
-    """Paired bootstrap of the best trial against the baseline on the questions both answered (train objective)."""
+def _best_vs_baseline(out: Path, best: dict, baseline: dict, objective) -> dict | None:
+    """Paired bootstrap of the best trial against the baseline on the questions both answered (train objective),
+    with the objective's category weights and per-question rule (official or lenient)."""
     from raylayers.evaluate.significance import paired_bootstrap
 
     files = [out / "trials" / row["trial_id"] / "eval" / "per_question.parquet" for row in (best, baseline)]
     if best["trial_id"] == baseline["trial_id"] or not all(f.is_file() for f in files):
         return None  # the baseline won, or a table objective: no per-question answers to resample
-    return paired_bootstrap(*files, weights=weights or None)
+    column = "correct" if objective.metric == "official" else "correct_lenient"
+    return paired_bootstrap(*files, weights=objective.weights or None, column=column)
 
 
 def _write_best_config(config: SearchConfig, best: dict, path: Path) -> None:

@@ -76,7 +76,8 @@ def train_trial(trial: dict, settings: dict) -> None:
     objective = config.objective
     scores = evaluate_checkpoint(out / "model", settings["bench"], out / "eval", mode=objective.mode,
                                  batch_size=objective.batch_size, limit=objective.limit,
-                                 use_gpu=train_config.resources.use_gpu, weights=objective.weights or None)
+                                 use_gpu=train_config.resources.use_gpu, weights=objective.weights or None,
+                                 metric=objective.metric)
     final = summary.get("final_metrics", {})
     _report_final(scores["row"], {"global_step": steps or final.get("global_step", 0),
                                   "probe_score": final.get("val_answer_accuracy"),

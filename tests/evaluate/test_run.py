@@ -9,7 +9,7 @@ import pytest
 from raylayers.cli import main
 from raylayers.errors import UserError
 from raylayers.evaluate.bench import load_benchmark, resolve_benchmarks
-from raylayers.evaluate.run import evaluate_checkpoint, score_predictions_file
+from raylayers.evaluate.run import evaluate_checkpoint, format_scores, score_predictions_file
 
 
 def write_bench(folder, rows, metric, category, answer_type="short", **extra_columns):
@@ -113,6 +113,56 @@ def test_predictions_reproduce_hand_computed_scores(crafted, tmp_path):
     mc3 = next(r for r in table if r["question_id"] == "mc-3")
     assert mc3["parsed"] == "B" and mc3["correct"] == 0.0
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["overall"] == pytest.approx(expected)
+    # the offline-world metrics have one rule: both figures agree, and so do the means under both
+    assert all(b["score_lenient"] == b["score"] for b in per.values())
+    assert scores["objective_metric"] == "official"
+    assert scores["by_metric"]["lenient"]["overall"] == pytest.approx(expected) == scores["by_metric"]["official"][
+        "overall"]
+    assert all(r["correct_lenient"] == r["correct"] for r in table)
+
+
+def test_the_objective_metric_picks_official_or_lenient_scores(tmp_path):
+    bench = write_bench(tmp_path / "bench" / "seed", [
+        {"question_id": "s-1", "question": "Colour?", "answer": "B", "options": ["red", "blue"]},
+        {"question_id": "s-2", "question": "Shape?", "answer": "A", "options": ["circle", "square"]},
+    ], "seed_bench", "general", "multiple_choice")
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text(json.dumps({"question_id": "s-1", "prediction": "B"}) + "\n"
+                           + json.dumps({"question_id": "s-2", "prediction": "(A) circle"}) + "\n")
+    # SEED reads the first character: "(" is wrong officially; the lenient reader reads A
+    official = score_predictions_file(predictions, str(bench), tmp_path / "o1")
+    seed = official["benchmarks"]["seed"]
+    assert seed["score"] == 0.5 and seed["score_lenient"] == 1.0
+    assert official["overall"] == 0.5 and official["row"]["bench_seed"] == 0.5
+    assert official["by_metric"]["lenient"]["categories"]["general"] == 1.0
+    lenient = score_predictions_file(predictions, str(bench), tmp_path / "o2", metric="lenient")
+    assert lenient["objective_metric"] == "lenient" and lenient["overall"] == 1.0
+    assert lenient["row"]["score_general"] == 1.0 and lenient["row"]["bench_seed"] == 1.0
+    table = pq.read_table(tmp_path / "o1" / "per_question.parquet").to_pylist()
+    assert [(r["correct"], r["correct_lenient"]) for r in table] == [(1.0, 1.0), (0.0, 1.0)]
+    with pytest.raises(UserError, match="unknown objective metric 'best'"):
+        score_predictions_file(predictions, str(bench), tmp_path / "o3", metric="best")
+    assert "lenient" in format_scores(official) and "overall (official)" in format_scores(official)
+
+
+def test_a_folder_imported_with_a_generic_metric_gets_its_benchmarks_rule(tmp_path):
+    folder = write_bench(tmp_path / "seed", [{"question_id": "1", "question": "q", "answer": "A",
+                                              "options": ["x", "y"]}], "mc_accuracy", "general", "multiple_choice")
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "layout": "seed_bench"}))
+    assert load_benchmark(folder).metric == "seed_bench"
+    (folder / "meta.json").write_text(json.dumps(meta))  # no layout: the world's generic metric stays
+    assert load_benchmark(folder).metric == "mc_accuracy"
+
+
+def test_search_objective_metric_option():
+    from raylayers.config.base import validate
+    from raylayers.config.search import ObjectiveSection, SearchConfig
+
+    assert ObjectiveSection().metric == "official"
+    assert validate(SearchConfig, {"objective": {"metric": "lenient"}}).objective.metric == "lenient"
+    with pytest.raises(UserError, match="objective.metric"):
+        validate(SearchConfig, {"objective": {"metric": "best"}})
 
 
 def test_cli_eval_predictions_prints_a_table_and_warns_about_bad_ids(crafted, tmp_path, capsys):

@@ -61,3 +61,14 @@ def test_only_shared_questions_count_and_none_shared_is_an_error(tmp_path):
         paired_bootstrap(a, c)
     with pytest.raises(UserError, match="missing.parquet' does not exist"):
         paired_bootstrap(a, tmp_path / "missing.parquet")
+
+
+def test_the_lenient_column_is_resampled_when_asked(tmp_path):
+    rows = [{"benchmark": "seed", "question_id": "1", "category": "general", "correct": 0.0, "correct_lenient": 1.0}]
+    a = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), a)
+    b = per_question(tmp_path / "b.parquet", {"seed": [0.0]})  # written before correct_lenient: `correct` stands in
+    b_rows = pq.read_table(b).to_pylist()
+    pq.write_table(pa.Table.from_pylist([{**r, "question_id": "1"} for r in b_rows]), b)
+    assert paired_bootstrap(a, b)["difference"] == 0.0
+    assert paired_bootstrap(a, b, column="correct_lenient")["difference"] == 1.0

@@ -60,7 +60,7 @@ class Layout:
     extras: tuple[tuple[str, str], ...] = ()  # extra output columns: (name, "str" | "int" | "list")
     optional: tuple[str, ...] = ()  # source columns read when present (matched case-insensitively)
     # RealWorldQA mixes multiple choice with short answers: when any row has no options, the meta says this
-    # (metric, answer_type) instead of the one above.
+    # (metric, answer_type) instead of the one above (its metric scores each question by its own kind).
     short_fallback: tuple[str, str] | None = None
 
 
@@ -142,8 +142,7 @@ def _convert_ocrbench(row: dict, ctx: ImportContext) -> dict | str:
     question_type, dataset and image.
 
     question_id = the row's index among all rows read; answer = the first accepted answer, `answers` = all of them;
-    `question_type` kept (the metric treats "Handwritten Mathematical Expression Recognition" apart) and
-    `dataset` kept."""
+    `question_type` kept and `dataset` kept (the metric compares the "HME100k" formulas without spaces)."""
     answers = text_list(row["answer"])
     if not answers:
         return "no answers"
@@ -157,7 +156,8 @@ def _convert_cv_bench(row: dict, ctx: ImportContext) -> dict | str:
     question, choices, answer ("(A)") and prompt, and source when present.
 
     question_id = str(idx); options = choices; answer = the letter inside "(A)"; `subtask` = task (our `task` is
-    the benchmark's name), `type`, `prompt` and `source` kept (the official score averages 2D and 3D)."""
+    the benchmark's name), `type`, `prompt` and `source` kept (CV-Bench's own overall weighs the sources ADE20K,
+    COCO and Omni3D)."""
     options = text_list(row["choices"])
     return {"question_id": text_value(row["idx"]), "image": row["image"], "question": text_value(row["question"]),
             "answer": letter_answer(row["answer"], len(options)) or text_value(row["answer"]), "options": options,
@@ -208,18 +208,20 @@ def _convert_realworldqa(row: dict, ctx: ImportContext) -> dict | str:
     Most questions list their options as lines "A. ...", "B. ..." followed by an instruction line; those become
     options, question = the text before them, and the answer a letter (an answer given as the option's text is
     mapped to its letter). Questions without such lines stay short answers with the whole text as the question.
-    question_id = the row's index; `prompt` keeps the original text. The meta's metric is mc_accuracy when every
-    question is multiple choice, exact_match otherwise."""
+    question_id = the row's index; `prompt` keeps the original text and `source_answer` the answer as given (the
+    official rule reads a letter answer as multiple choice and any other as a short answer, question by question).
+    The meta's answer_type is multiple_choice when every question has options, short otherwise."""
     prompt = text_value(row["question"])
     answer = text_value(row["answer"])
     if prompt is None:
         return "missing question"
     stem, options, _ = split_inline_options(prompt)
+    source_answer = answer
     if options:  # the answer is a letter, or sometimes the option's text
         by_text = {option.casefold(): LETTERS[i] for i, option in enumerate(options)}
         answer = letter_answer(answer, len(options)) or by_text.get((answer or "").casefold(), answer)
     return {"question_id": str(ctx.row_index), "image": row["image"], "question": stem or prompt,
-            "answer": answer, "options": options, "prompt": prompt}
+            "answer": answer, "options": options, "prompt": prompt, "source_answer": source_answer}
 
 
 def _convert_mmvp(row: dict, ctx: ImportContext) -> dict | str:
@@ -269,18 +271,18 @@ LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
            _convert_mme, extras=(("subtask", "str"), ("image_id", "str"))),
     Layout("mmbench", "lmms-lab/MMBench",
            ("index", "question", "hint", "A", "B", "C", "D", "answer", "image", "category"),
-           "general", "mc_accuracy", "multiple_choice",
+           "general", "mmbench", "multiple_choice",
            "MMBench (en dev): multiple-choice perception and reasoning; `group` ties circular copies together.",
            _convert_mmbench, optional=("l2-category",),
            extras=(("group", "int"), ("hint", "str"), ("subtask", "str"), ("l2_category", "str"))),
     Layout("seed_bench", "lmms-lab/SEED-Bench",
            ("question_id", "question", "choice_a", "choice_b", "choice_c", "choice_d", "answer", "image",
             "data_type", "question_type_id"),
-           "general", "mc_accuracy", "multiple_choice",
+           "general", "seed_bench", "multiple_choice",
            "SEED-Bench (image questions only): four-option multiple choice over 9 image dimensions.",
            _convert_seed_bench, extras=(("question_type_id", "int"),)),
     Layout("gqa", "lmms-lab/GQA", GQA_INSTRUCTION_COLUMNS + ("image",),
-           "general", "exact_match", "short",
+           "general", "gqa", "short",
            "GQA testdev-balanced: compositional questions about real scenes with one-word answers.",
            None, extras=(("image_id", "str"),)),
     Layout("textvqa", "lmms-lab/textvqa", ("question_id", "question", "image", "answers"),
@@ -294,7 +296,7 @@ LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
            extras=(("answers", "list"), ("question_type", "str"), ("dataset", "str"))),
     Layout("cv_bench", "nyu-visionx/CV-Bench",
            ("idx", "type", "task", "image", "question", "choices", "answer", "prompt"),
-           "vision_centric", "mc_accuracy", "multiple_choice",
+           "vision_centric", "cv_bench", "multiple_choice",
            "CV-Bench: vision-centric 2D (count, relation) and 3D (depth, distance) multiple choice.",
            _convert_cv_bench, optional=("source",),
            extras=(("subtask", "str"), ("type", "str"), ("prompt", "str"), ("source", "str"))),
@@ -303,15 +305,16 @@ LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
            "POPE: object-hallucination yes/no probes in random, popular and adversarial splits.",
            _convert_pope, extras=(("split", "str"), ("image_id", "str"))),
     Layout("realworldqa", "lmms-lab/RealWorldQA", ("question", "answer", "image"),
-           "vision_centric", "mc_accuracy", "multiple_choice",
+           "vision_centric", "realworldqa", "multiple_choice",
            "RealWorldQA: real-world spatial understanding; multiple choice where options are given, else short.",
-           _convert_realworldqa, extras=(("prompt", "str"),), short_fallback=("exact_match", "short")),
+           _convert_realworldqa, extras=(("prompt", "str"), ("source_answer", "str")),
+           short_fallback=("realworldqa", "short")),
     Layout("mmvp", "MMVP/MMVP", ("Index", "Question", "Options", "Correct Answer", "image"),
-           "vision_centric", "mc_accuracy", "multiple_choice",
+           "vision_centric", "mmvp", "multiple_choice",
            "MMVP: CLIP-blind image pairs; `group` holds each pair (both must be right for pair accuracy).",
            _convert_mmvp, extras=(("group", "int"),)),
     Layout("scienceqa_img", "lmms-lab/ScienceQA", ("question", "choices", "answer", "hint", "image"),
-           "general", "mc_accuracy", "multiple_choice",
+           "general", "scienceqa_img", "multiple_choice",
            "ScienceQA-IMG: multiple-choice science questions with an image context (hint prepended).",
            _convert_scienceqa, optional=("subject",), extras=(("hint", "str"), ("subject", "str"))),
 )}

@@ -15,6 +15,10 @@ options every letter A..Z is valid and rule 4 is skipped.
 
 MMBench's circular evaluation asks each question several times with its options shifted; a question (a `group` of
 rows) counts as right only when every shift is.
+
+This reader is no benchmark's official one: it is the lenient reader, the `score_lenient` of every multiple-choice
+benchmark (their official readers are in `readers.py`, their scorers in `benchmarks.py`), and both numbers of the
+generic `mc_accuracy` (offline-world benchmarks, which have no official script).
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ def read_choice(text: str, options: Sequence[str]) -> str | None:
     return letter or _unique(_capital_letters(text, options))
 
 
-def _answer_letter(answer: str, options: Sequence[str]) -> str | None:
+def answer_letter(answer: str, options: Sequence[str]) -> str | None:
     """The letter a reference answer names: itself when it is one letter, else read like a prediction."""
     answer = answer.strip()
     return answer.upper() if len(answer) == 1 and answer.isalpha() else read_choice(answer, options)
@@ -140,7 +144,7 @@ def _answer_letter(answer: str, options: Sequence[str]) -> str | None:
 
 def mc_accuracy(predictions: Sequence[str], answers: Sequence[str], options_list: Sequence[Sequence[str]]) -> float:
     """Fraction of predictions whose letter (`read_choice`) is the answer letter; 0.0 when there are none."""
-    hits = [read_choice(p, o) == _answer_letter(a, o) for p, a, o in zip(predictions, answers, options_list)]
+    hits = [read_choice(p, o) == answer_letter(a, o) for p, a, o in zip(predictions, answers, options_list)]
     return sum(hits) / len(hits) if hits else 0.0
 
 
@@ -165,10 +169,11 @@ def circular_eval(rows: Iterable[Mapping]) -> float:
 
 # ------------------------------------------------------------------------------------------------ the scorer
 def score_mc_accuracy(rows: Sequence[Mapping]) -> dict:
-    """Multiple choice: the letter read from each prediction against the answer letter; with `group` keys on the
-    rows also `circular_accuracy` (MMBench circular evaluation) and `groups`."""
+    """Generic multiple choice (offline-world benchmarks): the letter `read_choice` reads from each prediction
+    against the answer letter, as both the score and `score_lenient`; with `group` keys on the rows also
+    `circular_accuracy` (MMBench circular evaluation) and `groups`."""
     parsed = [read_choice(row["prediction"], row.get("options") or []) for row in rows]
-    letters = [_answer_letter(row["answer"], row.get("options") or []) for row in rows]
+    letters = [answer_letter(row["answer"], row.get("options") or []) for row in rows]
     correct = [p is not None and p == a for p, a in zip(parsed, letters)]
     extras = {}
     if rows and all("group" in row for row in rows):

@@ -1,5 +1,11 @@
 """MME: reading yes, no or other by the official rule, and MME's per-subtask acc + acc+ scores summed into perception
 and cognition.
+
+Official file: MME's own `eval_tool/calculation.py` (BradyFU/Awesome-Multimodal-Large-Language-Models ships it in
+`tools/eval_tool.zip`; read in the copy at zjunlp/Deco commit a3ccc150b715373f3019fc07cb1836c1961d7e15,
+`eval_tool/calculation.py`). lmms-eval (commit 75571cfe0fa36ca5ec2e6aa2bb268f9d38295af3, `lmms_eval/tasks/mme/utils.py`,
+`parse_pred_ans`) differs slightly: it deletes periods first and reads a lone "y" or "n" as yes or no; we keep MME's
+own reading, which the review found in agreement. There is one rule, so `score_lenient` is the score.
 """
 
 from __future__ import annotations
@@ -56,5 +62,5 @@ def score_mme(rows: Sequence[Mapping]) -> dict:
     correct = [p == row["answer"].strip().lower() for p, row in zip(parsed, rows)]
     scores = mme_scores(rows)
     result = registry_result(rows, parsed, correct, **scores)
-    result["score"] = ratio(scores["total"], 200 * len(scores["subtasks"]))
+    result["score"] = result["score_lenient"] = ratio(scores["total"], 200 * len(scores["subtasks"]))
     return result

@@ -1,5 +1,11 @@
 """POPE: reading yes or no by the official rule, and POPE's accuracy, precision, recall, F1 and yes-ratio, overall
 and per split (random, popular, adversarial).
+
+Official file: POPE's own script, AoiDragon/POPE `evaluate.py` (the stored version read: commit
+f3ec604337f1d1c9723ef8d01b4accacf8badb3d). Departure (documented in `pope_read`): "NO", "No!" and "Not at all" read
+as no. lmms-eval (commit 75571cfe0fa36ca5ec2e6aa2bb268f9d38295af3, `lmms_eval/tasks/pope/utils.py`) is stricter: the
+whole lower-cased answer must be "yes" or "no" ("Yes." and "No, there is none." count as wrong); we keep POPE's own
+reading, which the review found in agreement. There is one rule, so `score_lenient` is the score.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from raylayers.evaluate.importers import (
     is_benchmark_folder,
     split_inline_options,
 )
+from raylayers.evaluate.metrics import METRICS as SCORERS
 from raylayers.evaluate.schema import CATEGORIES
 
 
@@ -71,7 +72,7 @@ def test_mme(imported):
 
 def test_mmbench(imported):
     rows, meta, _ = imported("mmbench")
-    assert meta["metric"] == "mc_accuracy"
+    assert meta["metric"] == "mmbench"
     first, second = rows
     assert first["question_id"] == "7" and second["question_id"] == "1000007"
     assert first["group"] == second["group"] == 7  # circular copies share a group
@@ -83,6 +84,7 @@ def test_mmbench(imported):
 
 def test_seed_bench_skips_video_questions(imported):
     rows, meta, _ = imported("seed_bench")
+    assert meta["metric"] == "seed_bench"
     assert [row["question_id"] for row in rows] == ["101", "103"]
     assert [row["answer"] for row in rows] == ["C", "D"]
     assert rows[0]["options"] == ["1", "2", "3", "4"] and rows[0]["question_type_id"] == 5
@@ -96,7 +98,7 @@ def test_gqa_joins_images_and_counts_missing_ones(imported):
     assert sorted(by_id) == ["q1", "q2", "q3"]
     assert by_id["q1"]["image"] == by_id["q3"]["image"] == png(9) and by_id["q2"]["image"] == png(8)
     assert by_id["q2"]["answer"] == "cup" and by_id["q1"]["image_id"] == "n1"
-    assert meta["metric"] == "exact_match" and meta["skipped"] == {"image not in the images files": 1}
+    assert meta["metric"] == "gqa" and meta["skipped"] == {"image not in the images files": 1}
 
 
 def test_textvqa(imported):
@@ -113,11 +115,16 @@ def test_ocrbench(imported):
     assert rows[0]["answer"] == "HELLO" and rows[0]["answers"] == ["HELLO", "hello"]
     assert rows[1]["question_type"] == "Handwritten Mathematical Expression Recognition"
     assert rows[1]["dataset"] == "HME100k"
+    # the official formula rule applies to the imported HME100k row: spaces dropped, case kept
+    scored = SCORERS["ocr_contains"]([{**rows[0], "prediction": "It says hello"},
+                                      {**rows[1], "prediction": "x ^ { 2 }"}])
+    assert [q["correct"] for q in scored["per_question"]] == [True, True]
+    assert SCORERS["ocr_contains"]([{**rows[1], "prediction": "X^{2}"}])["score"] == 0.0
 
 
 def test_cv_bench(imported):
     rows, meta, _ = imported("cv_bench")
-    assert meta["category"] == "vision_centric" and meta["metric"] == "mc_accuracy"
+    assert meta["category"] == "vision_centric" and meta["metric"] == "cv_bench"
     assert [row["answer"] for row in rows] == ["B", "A"]
     assert rows[0]["options"] == ["1", "2", "3"] and rows[0]["subtask"] == "Count" and rows[0]["type"] == "2D"
     assert rows[1]["source"] == "Omni3D" and rows[1]["prompt"].startswith("Which is closer?")
@@ -139,14 +146,15 @@ def test_realworldqa_mixes_choice_and_short_answers(imported):
     assert "Please answer directly" in first["prompt"]
     assert second["options"] == [] and second["answer"] == "3" and second["question"].startswith("How many lanes")
     assert third["options"] == ["red", "green"] and third["answer"] == "B"  # option text mapped to its letter
-    assert meta["metric"] == "exact_match" and meta["answer_type"] == "short"  # mixed: not all multiple choice
+    assert [row["source_answer"] for row in rows] == ["B", "3", "green"]  # the answer as given, for the official rule
+    assert meta["metric"] == "realworldqa" and meta["answer_type"] == "short"  # mixed: not all multiple choice
 
 
-def test_realworldqa_all_choice_is_mc_accuracy(tmp_path):
+def test_realworldqa_all_choice_is_multiple_choice(tmp_path):
     write(tmp_path / "src" / "test.parquet",
           [{"question": "Q?\nA. x\nB. y", "answer": "A", "image": image(40)}])
     meta = import_benchmark(tmp_path / "src", tmp_path / "out", layout="realworldqa")
-    assert meta["metric"] == "mc_accuracy" and meta["answer_type"] == "multiple_choice"
+    assert meta["metric"] == "realworldqa" and meta["answer_type"] == "multiple_choice"
 
 
 def test_split_inline_options():
@@ -156,7 +164,8 @@ def test_split_inline_options():
 
 
 def test_mmvp(imported):
-    rows, _, _ = imported("mmvp")
+    rows, meta, _ = imported("mmvp")
+    assert meta["metric"] == "mmvp"
     assert [row["options"] for row in rows] == [["Open", "Closed"]] * 2 + [["Left", "Right"]]
     assert [row["answer"] for row in rows] == ["A", "B", "B"]
     assert [row["group"] for row in rows] == [0, 0, 1]
@@ -165,6 +174,7 @@ def test_mmvp(imported):
 
 def test_scienceqa_img_skips_rows_without_image(imported):
     rows, meta, _ = imported("scienceqa_img")
+    assert meta["metric"] == "scienceqa_img"
     assert [row["question_id"] for row in rows] == ["0", "2"]  # source row indices
     assert rows[0]["question"] == "Look at the animals.\nWhich is a mammal?" and rows[0]["answer"] == "B"
     assert rows[1]["question"] == "Which is hotter?" and rows[1]["options"] == ["ice", "fire"]

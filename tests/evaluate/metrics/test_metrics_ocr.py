@@ -1,9 +1,51 @@
-"""OCRBench's containment rule and its score out of 1000: worked examples."""
+"""OCRBench's containment rule and its score out of 1000: worked examples, the official verdicts read from lmms-eval's
+`lmms_eval/tasks/ocrbench/utils.py` (commit 75571cfe, `ocrbench_process_results`)."""
 
 from __future__ import annotations
 
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from raylayers.evaluate.metrics import METRICS
-from raylayers.evaluate.metrics.ocr import ocr_hit, ocrbench_score
+from raylayers.evaluate.metrics.ocr import OCR_MATH_TYPE, ocr_hit, ocrbench_score
+
+# (prediction, accepted answers, dataset, lmms-eval's verdict)
+OCRBENCH = [
+    ("The sign says STOP here", ["stop"], "IIIT5K", True),
+    ("ＳＴＯＰ", ["stop"], "IIIT5K", True),                     # full-width letters folded (lmms-eval's own step)
+    ("ＳＴＯＰ", ["stop"], "HME100k", False),                   # ... but not for formulas
+    ("stop　sign", ["stop sign"], "IIIT5K", True),             # the ideographic space folded too
+    ("line one\nline two", ["one line"], "IIIT5K", True),     # newlines become spaces
+    ("stop", ["stop sign"], "IIIT5K", False),
+    ("x ^ { 2 }\n+ 1", ["x^{2}+1"], "HME100k", True),         # HME100k: every space (and newline) removed
+    ("x ^ { 2 }", ["x^{2}"], "IIIT5K", False),
+    ("X^{2}", ["x^{2}"], "HME100k", False),                    # ... and case kept (LaTeX)
+    ("x^{2}", ["X^{2}", "x^{2}"], "HME100k", True),             # any accepted answer
+]
+
+
+@pytest.mark.parametrize("prediction, answers, dataset, hit", OCRBENCH)
+def test_ocrbench_official(prediction, answers, dataset, hit):
+    row = {"question_id": "0", "prediction": prediction, "answer": answers[0], "answers": answers, "options": [],
+           "dataset": dataset, "question_type": OCR_MATH_TYPE if dataset == "HME100k" else "Regular Text Recognition"}
+    assert METRICS["ocr_contains"]([row])["per_question"][0]["correct"] is hit
+
+
+_ascii = st.text(string.ascii_letters + string.digits + string.punctuation + " \n", max_size=12)
+
+
+@given(_ascii.filter(str.strip), _ascii, _ascii)
+def test_ocr_hit_when_the_answer_is_inside_in_any_case(answer, before, after):
+    assert ocr_hit(before + answer.upper() + after, [answer])
+
+
+@given(_ascii.filter(lambda text: text.replace(" ", "").replace("\n", "")), _ascii, _ascii, st.data())
+def test_ocr_formula_hit_whatever_the_spaces(answer, before, after, data):
+    spaced = "".join(char + data.draw(st.sampled_from(["", " ", "  "])) for char in answer)
+    assert ocr_hit(before + spaced + after, [answer], math=True)
 
 
 def test_ocr_hit():
