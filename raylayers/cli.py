@@ -298,8 +298,8 @@ def _add_eval(commands) -> None:
                         help="a folder written by `raylayers train` (or its model/)")
     source.add_argument("--predictions", type=resolve_local, help="a JSONL of {question_id, prediction} made elsewhere")
     evaluate.add_argument("--bench", type=resolve_bench, required=True,
-                          help="benchmark folder(s), a world, a real benchmark download, or world task names; "
-                               "comma-separated")
+                          help="benchmark folder(s), a world, a real benchmark download, world task names, or "
+                               "hf:DATASET[:CONFIG[:SPLIT]] from the Hugging Face cache (offline); comma-separated")
     evaluate.add_argument("--out", type=resolve_local, required=True,
                           help="folder for scores.json and per_question.parquet")
     evaluate.add_argument("--mode", choices=MODES, default=defaults.mode,

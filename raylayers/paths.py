@@ -12,7 +12,8 @@ rule, owned here and nowhere else:
   not a local file or folder and has the shape of a hub id (`gpt2`, `openai/clip-vit-large-patch14-336`) stays a
   hub id, as transformers' `from_pretrained` would read it;
 - in a benchmark list (`--bench`, `objective.bench`), a bare name that is not a local folder (`count`, `world`)
-  stays a name: it is looked up in the demo world.
+  stays a name: it is looked up in the demo world; an `hf:DATASET[:CONFIG[:SPLIT]]` spec stays a spec, its
+  DATASET made absolute when it is a local folder (`hf:./pope` -> `hf:/abs/pope`), a hub id kept.
 
 Config fields say what they hold with a typed path (`raylayers.config.base`: `LocalPath`, `ModelSource`,
 `BenchList`, `RecipeRef`), which these functions resolve when a config is validated; the command line uses them as
@@ -58,13 +59,25 @@ def resolve_model(value: str | None) -> str | None:
     return resolve_local(value)
 
 
+def _resolve_hf_bench(part: str) -> str:
+    """An `hf:` benchmark spec with its dataset made absolute when it names a local folder."""
+    dataset, sep, rest = part[len("hf:"):].partition(":")
+    if dataset.startswith((".", "~", os.sep)) or os.path.isdir(os.path.expanduser(dataset)):
+        dataset = resolve_local(dataset)
+    return f"hf:{dataset}{sep}{rest}"
+
+
 def resolve_bench(value: str | None) -> str | None:
-    """A benchmark list: each local path made absolute; bare world task names (`count`, `world`) kept."""
+    """A benchmark list: each local path made absolute; bare world task names (`count`, `world`) kept; `hf:`
+    specs kept, a local dataset folder in one made absolute."""
     if value is None:
         return None
     parts = []
     for part in (p.strip() for p in str(value).split(",")):
         if not part:
+            continue
+        if part.startswith("hf:"):
+            parts.append(_resolve_hf_bench(part))
             continue
         is_name = os.sep not in part and not part.startswith((".", "~")) and not os.path.exists(part)
         parts.append(part if is_name or is_uri(part) else resolve_local(part))

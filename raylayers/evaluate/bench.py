@@ -6,6 +6,8 @@ question, answer, task, category, options, plus metric-specific extras) and `met
 - one benchmark folder;
 - a folder of benchmark folders (a world's `bench/`), or a world folder (its `bench/` is used);
 - a local copy of a real benchmark in a published parquet layout (imported on the fly, see `importers`);
+- `hf:DATASET[:CONFIG[:SPLIT]]`: a benchmark in the Hugging Face cache or a local dataset folder, loaded offline
+  through `datasets` and imported the same way (`importers/hub.py`);
 - a name: a task of the demo world (`count`, `ocr`, ...) or `world` for all of them, looked up under
   `runs/demo/world/bench` (or `$RAYLAYERS_WORLD/bench`);
 - several of the above, comma-separated.
@@ -127,6 +129,15 @@ def _world_root() -> Path:
     return Path(resolve_local(os.environ.get("RAYLAYERS_WORLD", str(DEFAULT_WORLD))))
 
 
+def _import_hub(part: str, out: Path | None) -> Path:
+    """An `hf:` spec's benchmark, loaded offline and imported into `out/bench/`."""
+    from raylayers.evaluate.importers.hub import import_hub_benchmark
+
+    if out is None:
+        raise UserError(f"--bench '{part}': a Hugging Face dataset must be imported; give an output folder")
+    return import_hub_benchmark(part, Path(out) / "bench")
+
+
 def resolve_benchmarks(spec: str, out: Path | None = None) -> list[Path]:
     """The benchmark folders `--bench` names, importing real-benchmark layouts into `out/bench/`."""
     from raylayers.evaluate.importers import (
@@ -138,6 +149,9 @@ def resolve_benchmarks(spec: str, out: Path | None = None) -> list[Path]:
 
     folders: list[Path] = []
     for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
+        if part.startswith("hf:"):
+            folders.append(_import_hub(part, out))
+            continue
         path = Path(part)
         if not path.exists() and os.sep not in part:  # a name
             bench_root = _world_root() / "bench"

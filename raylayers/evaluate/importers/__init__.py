@@ -28,6 +28,8 @@ Usage: `import_benchmark(src, out)` guesses the layout from the parquet schemas 
 
 The package, each module importing only the ones below it:
 
+    hub.py      `--bench hf:DATASET[:CONFIG[:SPLIT]]`: a dataset loaded offline through `datasets`, staged as
+                parquet and imported by the writer: import_hub_benchmark
     writer.py   reading rows in batches, finishing them, streaming questions.parquet, meta.json: import_benchmark
     detect.py   recognising a layout from the parquet schemas: detect_layout, is_benchmark_folder
     layouts.py  what each benchmark maps to: the Layout dataclass, one converter per benchmark, the LAYOUTS table
