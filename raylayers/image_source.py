@@ -142,10 +142,14 @@ def image_refs(source: str | Path) -> list[ImageRef]:
 
 
 def _folder_refs(source: Path) -> list[ImageRef]:
-    """Every file under a folder (hidden ones aside), sorted; a sub-folder that cannot be listed is a ref of its
-    own, with its reason, so it is counted among the skipped instead of vanishing."""
-    refs, unlisted = [], []
-    for root, folders, names in os.walk(source, onerror=unlisted.append):
+    """Every file under a folder (hidden ones aside; linked folders followed, each once), sorted; a sub-folder that
+    cannot be listed is a ref of its own, with its reason, so it is counted among the skipped instead of vanishing."""
+    refs, unlisted, seen = [], [], set()
+    for root, folders, names in os.walk(source, onerror=unlisted.append, followlinks=True):
+        if os.path.realpath(root) in seen:  # a link back up the tree: listed once
+            folders[:] = []
+            continue
+        seen.add(os.path.realpath(root))
         folders[:] = [name for name in folders if not name.startswith(".")]
         refs += [Path(root) / name for name in names if not name.startswith(".")]
     refs = [ImageRef(key=str(path.relative_to(source)), path=path) for path in sorted(refs)]

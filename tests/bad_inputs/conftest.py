@@ -10,7 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from bad_inputs_testing import snapshot
+
+from bad_inputs.bad_inputs_testing import snapshot
 
 
 @pytest.fixture(autouse=True)

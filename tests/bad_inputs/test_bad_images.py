@@ -11,7 +11,8 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from bad_inputs_testing import record, write_images, write_records
+
+from bad_inputs.bad_inputs_testing import record, write_images, write_records
 
 
 @pytest.fixture
@@ -51,6 +52,17 @@ def test_lrs_counts_a_sub_folder_it_cannot_list_with_its_reason(refused, tower, 
 
     monkeypatch.setattr(os, "scandir", scandir)
     refused(lrs(tower, image_folder, tmp_path / "out"), "1 folder permission denied", "locked/", code=0)
+
+
+def test_an_image_folder_follows_a_linked_folder_and_a_link_loop_ends(tmp_path):
+    from raylayers.image_source import image_refs
+
+    write_images(tmp_path / "elsewhere", 2)
+    write_images(tmp_path / "imgs", 1)
+    (tmp_path / "imgs" / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "imgs" / "loop").symlink_to(tmp_path / "imgs")
+    assert [ref.key for ref in image_refs(tmp_path / "imgs")] == [
+        "img_000.png", "linked/img_000.png", "linked/img_001.png"]
 
 
 def test_lrs_says_permission_denied_not_corrupt(refused, tower, image_folder, tmp_path, monkeypatch):

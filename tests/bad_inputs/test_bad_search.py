@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from bad_inputs_testing import record, write_records
 
+from bad_inputs.bad_inputs_testing import record, write_records
 from raylayers.search.replay import single_layer_table, write_lrs, write_table
 
 

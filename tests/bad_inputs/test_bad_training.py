@@ -7,8 +7,8 @@ import json
 import math
 
 import pytest
-from bad_inputs_testing import record, snapshot, write_records
 
+from bad_inputs.bad_inputs_testing import record, snapshot, write_records
 from raylayers.train.divergence import WINDOW, DivergenceGuard
 
 
@@ -167,7 +167,8 @@ def test_a_finished_run_is_not_passed_off_as_new_and_an_unfinished_one_resumes(t
     assert "differs from its config.yaml in seed" in capfd.readouterr().err
     assert main([str(part) for part in train(config, out, "--resume")]) == 0
     summary = json.loads((out / "train_summary.json").read_text())
-    assert summary["resumed_from"]["stage"] == "stage1" and summary["final_metrics"]["step"] == 2
+    assert summary["resumed_from"] == {"stage": "stage1", "step": 2, "global_step": 2}
+    assert (out / "model" / "raylayers_model.json").read_bytes() == finished["model/raylayers_model.json"]
 
 
 @pytest.mark.slow
