@@ -74,12 +74,17 @@ def cmd_lrs(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from raylayers.config import TrainConfig, load_config, resolve_config_path
-    from raylayers.train import run_training
+    from raylayers.train import run_state, run_training
 
     config = load_config(TrainConfig, resolve_config_path(args.config), args.set)
-    _say(f"training {config.model.connector} on layers {config.model.layers or 'default'} "
-         f"({', '.join(config.stages)}; {config.resources.num_workers} worker(s), ZeRO-{config.deepspeed.zero_stage})")
-    summary = run_training(config, args.out)
+    if args.resume and run_state(args.out) != "unfinished":
+        raise UserError(f"--resume: '{args.out}' holds " + (
+            "a finished training run; nothing to resume (its model is in model/)"
+            if run_state(args.out) == "finished" else "no training run to resume"))
+    _say(f"{'resuming' if args.resume else 'training'} {config.model.connector} on layers "
+         f"{config.model.layers or 'default'} ({', '.join(config.stages)}; {config.resources.num_workers} worker(s), "
+         f"ZeRO-{config.deepspeed.zero_stage})")
+    summary = run_training(config, args.out, resume=args.resume)
     final = summary.get("final_metrics", {})
     described = ", ".join(f"{k} {final[k]:.4g}" for k in ("loss", "val_loss", "val_answer_accuracy") if k in final)
     _say(f"trained in {summary.get('seconds', 0):.0f}s: {described}")
@@ -110,6 +115,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         scores = evaluate_checkpoint(args.checkpoint, args.bench, args.out, mode=args.mode, workers=args.workers,
                                      batch_size=args.batch_size, limit=args.limit, use_gpu=args.gpu)
+    no_options = {name: s["no_options"] for name, s in scores["benchmarks"].items() if s.get("num_no_options")}
+    if no_options:
+        described = "; ".join(f"{name}: {scores['benchmarks'][name]['num_no_options']} (e.g. {', '.join(ids[:3])})"
+                              for name, ids in no_options.items())
+        print(f"raylayers eval: warning: multiple-choice question(s) without options, scored against the letters "
+              f"A-Z: {described}; see scores.json", file=sys.stderr)
     _say(format_scores(scores))
     out = Path(args.out).resolve()
     _say(f"scores written to {out / 'scores.json'}; per question: {out / 'per_question.parquet'}")
@@ -182,10 +193,12 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def cmd_pretrain_world(args: argparse.Namespace) -> int:
     from raylayers.config import pretrain_config, pretrain_lm_config
+    from raylayers.files import read_user_json
     from raylayers.pretrain.world import pretrain_world
 
-    scale = json.loads((Path(args.world) / "world.json").read_text()).get("scale") if (
+    meta = read_user_json(Path(args.world) / "world.json", "world file") if (
         Path(args.world) / "world.json").is_file() else None
+    scale = meta.get("scale") if isinstance(meta, dict) else None
     card = pretrain_world(args.world, args.out, pretrain_config(scale, max_steps=args.encoder_steps),
                           pretrain_lm_config(scale, steps=args.lm_steps, seed=args.seed), progress=_progress(),
                           log=_say)
@@ -276,6 +289,9 @@ def _add_train(commands) -> None:
                        help="folder for the model, TensorBoard logs and checkpoints")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set model.connector=concat (repeatable)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the unfinished run in --out (killed or crashed) from its last checkpoint; the "
+                            "config must be the same")
     train.set_defaults(func=cmd_train)
 
 

@@ -15,7 +15,6 @@ the image tokens, never through them.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +44,9 @@ def _read_records(path: Path) -> list[dict]:
             return pq.read_table(path).to_pylist()
         except Exception as err:  # pyarrow raises several types for unreadable files
             raise UserError(f"cannot read Parquet '{path}': {str(err).splitlines()[0]}") from None
-    try:
-        data = json.loads(path.read_text())
-    except OSError as err:
-        raise UserError(f"cannot read '{path}': {err.strerror or err}") from None
-    except json.JSONDecodeError as err:
-        raise UserError(f"'{path}' is not valid JSON: {err}") from None
+    from raylayers.files import read_user_json
+
+    data = read_user_json(path, "data file")
     if not isinstance(data, list):
         raise UserError(f"'{path}' must hold a list of LLaVA records, found {type(data).__name__}")
     return data
@@ -72,6 +68,16 @@ def _validate(raw, index: int, path: Path) -> Record:
     if len(turns) % 2:
         raise UserError(f"{where}: the last turn must be the gpt answer")
     image = raw.get("image")
+    if isinstance(image, list):
+        raise UserError(f"{where}: 'image' is a list of {len(image)}; one image per record (a path string)")
+    if image is not None and not isinstance(image, (str, bytes, bytearray, dict)):
+        raise UserError(f"{where}: 'image' must be a path string, got {type(image).__name__} {image!r}")
+    if isinstance(image, dict):  # a Parquet HF image cell {"bytes", "path"}
+        from raylayers.image_source import image_cell
+
+        image = image_cell(image)
+    if image == "":
+        raise UserError(f"{where}: 'image' is an empty string")
     placeholders = sum(turn["value"].count(IMAGE_TOKEN) for turn in turns)
     if image is None and placeholders:
         raise UserError(f"{where}: has '{IMAGE_TOKEN}' but no image")

@@ -30,6 +30,14 @@ from raylayers.errors import UserError
 from raylayers.layers import resolve_layers
 
 
+def load_errors() -> tuple[type[Exception], ...]:
+    """What transformers raises for a checkpoint it cannot read: missing or unreadable files, bad values, and
+    (transformers 5) a config field of the wrong type, such as a string where `num_hidden_layers` needs a number."""
+    from huggingface_hub.errors import StrictDataclassError
+
+    return OSError, ValueError, KeyError, TypeError, StrictDataclassError
+
+
 class EncoderLoadError(UserError):
     """The encoder (or its image processor) cannot be loaded."""
 
@@ -62,14 +70,20 @@ def load_encoder_config(name_or_path: str, trust_remote_code: bool = False):
     if local.exists() and not (local / "config.json").is_file():
         raise EncoderLoadError(f"encoder folder '{name_or_path}' has no config.json")
     try:
-        return AutoConfig.from_pretrained(str(local) if local.exists() else name_or_path,
-                                          trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as err:
+        config = AutoConfig.from_pretrained(str(local) if local.exists() else name_or_path,
+                                            trust_remote_code=trust_remote_code)
+    except load_errors() as err:
         where = "is not a folder, and the hub id is not in the local cache (no network)"
         if local.exists():
             where = "could not be read"
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise EncoderLoadError(f"cannot load encoder '{name_or_path}': it {where} ({first_line[:200]})") from None
+        text = " ".join(str(err).split())
+        raise EncoderLoadError(f"cannot load encoder '{name_or_path}': it {where} ({text[:200] or type(err).__name__})"
+                               ) from None
+    depth = getattr(getattr(config, "vision_config", None) or config, "num_hidden_layers", None)
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 1):
+        raise EncoderLoadError(f"encoder '{name_or_path}': its config's num_hidden_layers must be a positive integer, "
+                               f"got {depth!r}")
+    return config
 
 
 def _find_blocks(model: nn.Module, num_layers: int) -> nn.ModuleList | None:
@@ -112,6 +126,7 @@ class VisionTower(nn.Module):
                         load_processor: bool = True) -> "VisionTower":
         """Load a vision tower and its image processor from a local path or an (offline-cached) hub id."""
         import transformers
+        from safetensors import SafetensorError
         from transformers import AutoImageProcessor, AutoModel
 
         quiet_transformers()
@@ -130,7 +145,7 @@ class VisionTower(nn.Module):
                 for attribute in ("vision_model", "vision_tower"):  # image-text models without a vision class
                     if hasattr(model, attribute) and not hasattr(model.config, "num_hidden_layers"):
                         model = getattr(model, attribute)
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
+        except (*load_errors(), RuntimeError, SafetensorError) as err:
             first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             raise EncoderLoadError(f"cannot load encoder weights from '{name}': {first_line}") from None
         if not hasattr(model.config, "num_hidden_layers"):

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -28,6 +29,8 @@ DEFAULT_CACHE_DIR = Path(os.environ.get("RAYLAYERS_CACHE", Path.home() / ".cache
 
 def image_key(source: str | bytes) -> str:
     """Content hash of an image file (or its bytes): the same picture at another path hits the cache."""
+    if not isinstance(source, (bytes, bytearray)) and not stat.S_ISREG(os.stat(source).st_mode):
+        raise OSError(f"'{source}' is not a regular file")  # opening a FIFO would block until someone writes
     data = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 

@@ -17,7 +17,7 @@ from collections import Counter
 
 import torch
 
-from raylayers.image_source import ImageRef, check_image, open_image
+from raylayers.image_source import ImageRef, check_image, file_problem, open_image
 
 
 @torch.no_grad()
@@ -51,12 +51,17 @@ class ImageFeatures:
         for sample in samples:
             if sample.image is None:
                 continue
+            is_bytes = isinstance(sample.image, (bytes, bytearray))
+            problem = None if is_bytes else file_problem(sample.image)  # before hashing: a FIFO would block
+            if problem:
+                unreadable[sample.id] = problem
+                continue
             try:  # the cache needs the content; without it, the path itself names the image
-                hashed = self.cache is not None or isinstance(sample.image, (bytes, bytearray))
+                hashed = self.cache is not None or is_bytes
                 sample.image_key = image_key(sample.image) if hashed else str(sample.image)
                 sources.setdefault(sample.image_key, sample.image)
-            except OSError:
-                unreadable[sample.id] = "missing"
+            except OSError as err:
+                unreadable[sample.id] = "permission denied" if isinstance(err, PermissionError) else "unreadable"
         bad = self._check_images(sources, batch_size)
         kept = []
         for sample in samples:

@@ -6,13 +6,21 @@ handle and parses them from memory: an open handle keeps the version it opened e
 meanwhile. (A path-based `pyarrow.parquet.read_table` may take the file's size when it lists it and read the
 file after, so a reader racing a replace parsed a stale length: "Couldn't deserialize thrift".) JSON and text
 files need nothing special to read: `Path.read_text` reads from one handle.
+
+Text files the user gives (a train or space YAML, a LLaVA json, predictions, a benchmark's meta.json, an lrs.json, a
+checkpoint's metadata) are read by `read_user_text` / `read_user_json`: a file that is missing, unreadable, not a
+regular file (a FIFO would block), not UTF-8 or not valid JSON is one `UserError` naming it, never a traceback.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import threading
 from pathlib import Path
+
+from raylayers.errors import UserError
 
 
 def _replace_with(path: Path, write) -> None:
@@ -48,3 +56,29 @@ def read_parquet_snapshot(path: str | Path):
     with open(path, "rb") as handle:
         data = handle.read()
     return pq.read_table(pa.BufferReader(data))
+
+
+def read_user_text(path: str | Path, what: str = "file") -> str:
+    """The text of a file the user gave, as UTF-8; anything wrong with it is one `UserError` naming `what` and the
+    file: missing, a folder or another non-regular file, unreadable, not UTF-8 (with the byte offset)."""
+    path = Path(path)
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise UserError(f"{what} '{path}' is not a regular file")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{what} '{path}' is not UTF-8 text (byte {err.start})") from None
+    except FileNotFoundError:
+        raise UserError(f"{what} '{path}' does not exist") from None
+    except OSError as err:
+        raise UserError(f"cannot read {what} '{path}': {err.strerror or err}") from None
+
+
+def read_user_json(path: str | Path, what: str = "file"):
+    """A JSON file the user gave (`read_user_text`'s rules), parsed; invalid JSON names the line and column."""
+    text = read_user_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{what} '{path}' is not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+                        ) from None

@@ -1,13 +1,18 @@
 """Where images come from: a folder, a LLaVA json, or a benchmark folder (ARCHITECTURE.md: SRC for images).
 
-Bad files never stop the work: a file that is empty, corrupt or not an image is skipped and counted with its reason,
-and the caller reports the counts. Only "no usable image at all" is an error.
+Bad files never stop the work: a file that is missing, empty, corrupt, not an image, not a regular file (a FIFO would
+block the reader), unreadable (permission denied), or too large (PIL's decompression-bomb limit), and a sub-folder
+that cannot be listed, are skipped and counted with their reason, and the caller reports the counts. Only "no usable
+image at all" is an error. PIL's own DecompressionBombWarning (an image over its soft pixel limit, still decoded) is
+silenced here, once: the caller reports what it skipped.
 """
 
 from __future__ import annotations
 
 import io
-import json
+import os
+import stat
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +22,8 @@ from PIL import Image, UnidentifiedImageError
 
 from raylayers.errors import UserError
 
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -25,6 +32,7 @@ class ImageRef:
     key: str
     path: Path | None = None
     data: bytes | None = None
+    problem: str | None = None  # known before reading (a sub-folder that could not be listed)
 
     @classmethod
     def of(cls, key: str, source: str | Path | bytes) -> ImageRef:
@@ -66,21 +74,19 @@ def llava_image_path(json_path: str | Path, image: str, image_folder: str | Path
 
 
 def _llava_refs(json_path: Path) -> list[ImageRef]:
-    try:
-        records = json.loads(json_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read LLaVA json '{json_path}': {err}") from None
+    from raylayers.files import read_user_json
+
+    records = read_user_json(json_path, "LLaVA json")
     if not isinstance(records, list):
         raise UserError(f"LLaVA json '{json_path}' must hold a list of records, found {type(records).__name__}")
     refs, seen = [], set()
     for index, record in enumerate(records):
         image = record.get("image") if isinstance(record, dict) else None
-        if isinstance(image, list):  # multi-image records: take each
-            names = image
-        elif isinstance(image, str):
-            names = [image]
-        else:
-            continue  # text-only records carry no image
+        names = image if isinstance(image, list) else [image] if image is not None else []  # text-only: none
+        if not all(isinstance(name, str) and name for name in names):
+            record_id = record.get("id", f"#{index}") if isinstance(record, dict) else f"#{index}"
+            raise UserError(f"record {record_id} in '{json_path}': 'image' must be a path string (or a list of "
+                            f"them), got {image!r}")
         for name in names:
             if name not in seen:
                 seen.add(name)
@@ -132,14 +138,54 @@ def image_refs(source: str | Path) -> list[ImageRef]:
         return _llava_refs(source)
     if (source / "questions.parquet").is_file():
         return _benchmark_refs(source)
-    files = sorted(path for path in source.rglob("*")
-                   if path.is_file() and not any(part.startswith(".") for part in path.relative_to(source).parts))
-    return [ImageRef(key=str(path.relative_to(source)), path=path) for path in files]
+    return _folder_refs(source)
+
+
+def _folder_refs(source: Path) -> list[ImageRef]:
+    """Every file under a folder (hidden ones aside; linked folders followed, each once), sorted; a sub-folder that
+    cannot be listed is a ref of its own, with its reason, so it is counted among the skipped instead of vanishing."""
+    refs, unlisted, seen = [], [], set()
+    for root, folders, names in os.walk(source, onerror=unlisted.append, followlinks=True):
+        if os.path.realpath(root) in seen:  # a link back up the tree: listed once
+            folders[:] = []
+            continue
+        seen.add(os.path.realpath(root))
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        refs += [Path(root) / name for name in names if not name.startswith(".")]
+    refs = [ImageRef(key=str(path.relative_to(source)), path=path) for path in sorted(refs)]
+    for err in unlisted:
+        folder = Path(err.filename)
+        reason = "permission denied" if isinstance(err, PermissionError) else "unreadable"
+        refs.append(ImageRef(key=f"{folder.relative_to(source)}/", path=folder, problem=f"folder {reason}"))
+    return refs
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why a file cannot be read as an image before opening it, or None: missing, a folder or another non-regular
+    file (a FIFO blocks whoever opens it), permission denied, empty."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except PermissionError:
+        return "permission denied"
+    except OSError:
+        return "unreadable"
+    if stat.S_ISDIR(status.st_mode):
+        return "a folder"
+    if not stat.S_ISREG(status.st_mode):
+        return "not a regular file"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return "empty" if status.st_size == 0 else None
 
 
 def _read(ref: ImageRef, use) -> str | None:
-    """Open `ref` and call `use(image)` on it; the reason it cannot be used (missing, empty, not an image,
-    corrupt), or None. The one place a bad file is told apart from a good one."""
+    """Open `ref` and call `use(image)` on it; the reason it cannot be used (missing, empty, not a regular file,
+    permission denied, not an image, corrupt, too large), or None. The one place a bad file is told apart from a
+    good one."""
+    if ref.problem:
+        return ref.problem
     try:
         if ref.data is not None:
             if not ref.data:
@@ -147,16 +193,19 @@ def _read(ref: ImageRef, use) -> str | None:
             with Image.open(io.BytesIO(ref.data)) as image:
                 use(image)
             return None
-        if not ref.path.exists():
-            return "missing"
-        if ref.path.stat().st_size == 0:
-            return "empty"
+        problem = file_problem(ref.path)
+        if problem:
+            return problem
         with Image.open(ref.path) as image:  # closed here: `use` keeps what it needs (a decoded copy)
             use(image)
         return None
     except UnidentifiedImageError:
         return "not an image"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except PermissionError:
+        return "permission denied"
+    except Image.DecompressionBombError:
+        return "too large"
+    except (OSError, SyntaxError, ValueError):
         return "corrupt"
 
 

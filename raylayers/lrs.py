@@ -336,11 +336,42 @@ def load_lrs(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / "lrs.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read LRS file '{path}': {err}") from None
+    from raylayers.files import read_user_json
+
+    data = read_user_json(path, "LRS file")
+    if not isinstance(data, dict):
+        raise UserError(f"LRS file '{path}' must hold a JSON object, found {type(data).__name__}")
     missing = [key for key in ("encoder", "num_layers", "metric", "matrix", "groups") if key not in data]
     if missing:
         raise UserError(f"LRS file '{path}' lacks {', '.join(missing)}")
+    _check_lrs_groups(data, path)
     return data
+
+
+def _check_lrs_groups(data: dict, path: Path) -> None:
+    """The fields of an lrs.json later stages index into: a positive depth, an L x L matrix, and groups, each with a
+    name, a non-empty list of layers in 1..L and a representative among them."""
+    depth = data["num_layers"]
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise UserError(f"LRS file '{path}': 'num_layers' must be a positive integer, got {depth!r}")
+    matrix = data["matrix"]
+    if not isinstance(matrix, list) or len(matrix) != depth or any(
+            not isinstance(row, list) or len(row) != depth for row in matrix):
+        raise UserError(f"LRS file '{path}': 'matrix' must be {depth} x {depth} (num_layers)")
+    groups = data["groups"]
+    if not isinstance(groups, list) or not groups:
+        raise UserError(f"LRS file '{path}': 'groups' must be a non-empty list")
+    for index, group in enumerate(groups):
+        where = f"LRS file '{path}': groups[{index}]"
+        if not isinstance(group, dict):
+            raise UserError(f"{where} must be an object with name, layers and representative")
+        lacking = [key for key in ("name", "layers", "representative") if key not in group]
+        if lacking:
+            raise UserError(f"{where} lacks {', '.join(lacking)}")
+        layers = group["layers"]
+        if not isinstance(layers, list) or not layers or not all(
+                isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= depth for x in layers):
+            raise UserError(f"{where}: 'layers' must be a non-empty list of layer numbers in 1..{depth}, "
+                            f"got {layers!r}")
+        if group["representative"] not in layers:
+            raise UserError(f"{where}: representative {group['representative']!r} is not one of its layers")

@@ -20,7 +20,7 @@ from torch import nn
 
 from raylayers.config import ModelConfig
 from raylayers.connectors import ConnectorSpec, build_connector
-from raylayers.encoders import VisionTower, quiet_transformers
+from raylayers.encoders import VisionTower, load_errors, quiet_transformers
 from raylayers.errors import UserError
 from raylayers.layers import resolve_layers
 from raylayers.tokenizer import IMAGE_TOKEN
@@ -34,7 +34,7 @@ def load_tokenizer(source: str, trust_remote_code: bool = False):
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
+    except load_errors() as err:
         raise UserError(f"cannot load the tokenizer of '{source}': {str(err).splitlines()[0][:200]}") from None
     if IMAGE_TOKEN not in tokenizer.get_vocab():
         tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
@@ -51,6 +51,7 @@ def lm_has_weights(source: str) -> bool:
 
 def load_lm(source: str, vocab_size: int, trust_remote_code: bool = False, seed: int = 0):
     """The causal LM: pretrained weights when the folder/id has them, else initialised from its config."""
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
@@ -60,7 +61,7 @@ def load_lm(source: str, vocab_size: int, trust_remote_code: bool = False, seed:
             config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
             torch.manual_seed(seed)
             lm = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
+    except (*load_errors(), SafetensorError) as err:
         raise UserError(f"cannot load the LM '{source}': {str(err).splitlines()[0][:200]}") from None
     if lm.get_input_embeddings().num_embeddings < vocab_size:
         lm.resize_token_embeddings(vocab_size)
@@ -243,19 +244,38 @@ class LlavaLayers(nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path) -> tuple["LlavaLayers", object]:
-        """A saved model and its tokenizer."""
-        from safetensors.torch import load_file
+        """A saved model and its tokenizer; a truncated or corrupt file of it is one error naming the file."""
+        from raylayers.config import validate
+        from raylayers.files import read_user_json
 
         folder = Path(folder)
         meta_path = folder / MODEL_FILE
         if not meta_path.is_file():
             raise UserError(f"'{folder}' is not a raylayers checkpoint (no {MODEL_FILE})")
-        meta = json.loads(meta_path.read_text())
-        config = ModelConfig(**meta["model"])
+        meta = read_user_json(meta_path, "checkpoint metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or "lm_source" not in meta:
+            raise UserError(f"checkpoint metadata '{meta_path}' lacks 'model' or 'lm_source'; the checkpoint is "
+                            "damaged (train it again)")
+        config = validate(ModelConfig, meta["model"], f"checkpoint metadata '{meta_path}'")
         tokenizer = load_tokenizer(str(folder / "tokenizer"))
-        lm_source = meta["lm_source"]
-        if lm_source == "lm":
+        if meta["lm_source"] == "lm":
             config.lm = str(folder / "lm")
         model = cls.build(config, tokenizer)
-        model.connector.load_state_dict(load_file(folder / "connector.safetensors"))
+        try:
+            model.connector.load_state_dict(read_weights(folder / "connector.safetensors"))
+        except RuntimeError as err:  # names and shapes that do not fit the connector the metadata describes
+            raise UserError(f"'{folder / 'connector.safetensors'}' does not fit the {config.connector} connector "
+                            f"{MODEL_FILE} describes: {str(err).splitlines()[1].strip()[:200]}") from None
         return model, tokenizer
+
+
+def read_weights(path: Path) -> dict:
+    """A safetensors file as a state dict; missing, truncated or with a bad header: one error naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path)
+    except (OSError, SafetensorError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0][:200]
+        raise UserError(f"cannot read the weights '{path}': {reason}") from None

@@ -59,7 +59,7 @@ def test_missing_source_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="not a LLaVA .json"):
         image_refs(tmp_path / "x.txt")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(UserError, match="cannot read LLaVA json"):
+    with pytest.raises(UserError, match="LLaVA json .*bad.json. is not valid JSON"):
         image_refs(tmp_path / "bad.json")
 
 

@@ -36,19 +36,52 @@ RecipeRef = Annotated[str, AfterValidator(resolve_recipe)]
 class Section(BaseModel):
     """A config section: unknown keys are errors, every field documented by its docstring."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, coerce_numbers_to_str=True,
+                              allow_inf_nan=False)
 
 
 # ================================================================================================ YAML and --set
+MAX_YAML_VALUES = 100_000
+"""The most values a YAML document may hold once its aliases (`*name`) are expanded: a few nested aliases can
+otherwise stand for billions of values (the "billion laughs"), and the config would never finish validating."""
+
+
+def _expanded_values(node) -> int:
+    """How many nodes a composed YAML document holds with every alias expanded, counting up to one past the cap."""
+    count, stack = 0, [node]
+    while stack and count <= MAX_YAML_VALUES:
+        current = stack.pop()
+        count += 1
+        if isinstance(current, yaml.MappingNode):
+            stack.extend(part for pair in current.value for part in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return count
+
+
+def safe_yaml(text: str, where: str):
+    """YAML text with the safe loader, refusing documents whose aliases expand past `MAX_YAML_VALUES` values."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_values(node) > MAX_YAML_VALUES:
+            raise UserError(f"{where} expands to more than {MAX_YAML_VALUES} values through YAML aliases (*name); "
+                            "write the values out")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> dict:
     """A YAML file's top-level mapping (empty file: {}); unreadable or invalid YAML is one error naming the file."""
+    from raylayers.files import read_user_text
+
     path = Path(path)
+    text = read_user_text(path, "config")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise UserError(f"config '{path}' is not UTF-8 text (byte {err.start})") from None
-    except OSError as err:
-        raise UserError(f"cannot read config '{path}': {err.strerror or err}") from None
+        data = safe_yaml(text, f"config '{path}'")
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -79,7 +112,7 @@ def apply_override(cls: type[Section] | None, raw: dict, assignment: str) -> Non
         raise UserError(f"--set expects key=value, got '{assignment}'")
     key, text = (part.strip() for part in assignment.split("=", 1))
     try:
-        value = yaml.safe_load(text) if text else ""
+        value = safe_yaml(text, f"--set {key}") if text else ""
     except yaml.YAMLError:
         value = text
     set_key(cls, raw, key, value)

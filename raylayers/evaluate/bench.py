@@ -15,7 +15,6 @@ question, answer, task, category, options, plus metric-specific extras) and `met
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,16 +61,14 @@ def load_benchmark(folder: str | Path, limit: int | None = None) -> Benchmark:
     import pyarrow.parquet as pq
 
     from raylayers.evaluate.metrics import METRICS, MULTIPLE_CHOICE_METRICS
+    from raylayers.files import read_user_json
 
     folder = Path(folder)
     questions, meta_path = folder / "questions.parquet", folder / "meta.json"
     for path in (questions, meta_path):
         if not path.is_file():
             raise UserError(f"'{folder}' is not a benchmark folder: {path.name} is missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"{meta_path}: not valid JSON ({err})") from None
+    meta = read_user_json(meta_path, "benchmark meta")
     if not isinstance(meta, dict) or "metric" not in meta:
         raise UserError(f"{meta_path}: needs a 'metric' key (one of {', '.join(sorted(METRICS))})")
     meta = _with_official_metric(meta)

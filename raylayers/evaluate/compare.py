@@ -7,11 +7,11 @@ per benchmark (the paper's Fig. 2) and the per-category line plot over layers (i
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from raylayers.errors import UserError
+from raylayers.files import read_user_json
 
 
 def _scores_file(path: Path) -> Path:
@@ -25,7 +25,8 @@ def _layers_of(scores: dict) -> list[int] | None:
     checkpoint = scores.get("checkpoint")
     meta = Path(checkpoint) / "raylayers_model.json" if checkpoint else None
     if meta is not None and meta.is_file():
-        return list(json.loads(meta.read_text()).get("vision_layers") or []) or None
+        data = read_user_json(meta, "checkpoint metadata")
+        return list((data.get("vision_layers") if isinstance(data, dict) else None) or []) or None
     return None
 
 
@@ -39,7 +40,10 @@ def compare_runs(runs: list[str | Path], out: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     per_run, per_layer = {}, {}
     for run in runs:
-        scores = json.loads(_scores_file(Path(run)).read_text())
+        scores = read_user_json(_scores_file(Path(run)), "scores file")
+        if not isinstance(scores, dict) or not {"benchmarks", "categories"} <= set(scores):
+            raise UserError(f"scores file '{_scores_file(Path(run))}' is not one `raylayers eval` wrote (no "
+                            "benchmarks or categories)")
         layers = _layers_of(scores)
         label = f"layer {layers[0]}" if layers and len(layers) == 1 else (
             "layers " + "+".join(map(str, layers)) if layers else Path(run).name)

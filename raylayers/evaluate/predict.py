@@ -32,7 +32,7 @@ def find_checkpoint(path: str | Path) -> Path:
     for candidate in (path, path / "model"):
         if (candidate / MODEL_FILE).is_file():
             return candidate
-    if (path / "config.json").is_file() and "llava" in (path / "config.json").read_text():
+    if (path / "config.json").is_file() and "llava" in (path / "config.json").read_text(errors="replace"):
         raise UserError(f"'{path}' is an exported HF LLaVA folder; evaluate the native checkpoint it came from, "
                         "or run lmms-eval's llava_hf model on it (README: Evaluation)")
     raise UserError(f"'{path}' is not a raylayers checkpoint (no model/{MODEL_FILE}); "
@@ -181,22 +181,23 @@ class Predictor:
 def read_predictions(path: str | Path) -> list[dict]:
     """Predictions JSONL: one {"question_id", "prediction"} per line; a bad line is an error naming it."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"--predictions '{path}': no such file")
+    from raylayers.files import read_user_text
+
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict) or "question_id" not in record or "prediction" not in record:
-                raise UserError(f"{path}:{number}: each line needs 'question_id' and 'prediction'")
-            record["question_id"] = str(record["question_id"])
-            record["prediction"] = "" if record["prediction"] is None else str(record["prediction"])
-            records.append(record)
+    for number, line in enumerate(read_user_text(path, "--predictions").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict) or "question_id" not in record or "prediction" not in record:
+            raise UserError(f"{path}:{number}: each line needs 'question_id' and 'prediction'")
+        record["question_id"] = str(record["question_id"])
+        record["prediction"] = "" if record["prediction"] is None else str(record["prediction"])
+        records.append(record)
     if not records:
         raise UserError(f"{path}: no predictions")
     return records

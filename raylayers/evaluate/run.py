@@ -43,8 +43,12 @@ def score_benchmark(bench: Benchmark, predictions: dict[str, str], errors: dict[
     result = METRICS[bench.metric](rows)
     per_question = result.pop("per_question")
     error_counts = Counter(errors.values())
+    # multiple-choice rows without options are scored against every letter A..Z: counted, so eval can say so
+    no_options = [row["question_id"] for row in bench.rows
+                  if bench.answer_type == "multiple_choice" and not row["options"]]
     result.update({"metric": bench.metric, "category": bench.category, "missing": missing,
-                   "errors": dict(error_counts), "num_errors": sum(error_counts.values())})
+                   "errors": dict(error_counts), "num_errors": sum(error_counts.values()),
+                   "num_no_options": len(no_options), "no_options": no_options[:20]})
     table_rows = []
     for row, scored in zip(rows, per_question):
         correct = scored["correct"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,45 +26,68 @@ from raylayers.train.schedule import cosine_decay, linear_warmup
 
 
 def _read_caption_records(path: Path) -> list[tuple[str, str]]:
-    """(image path, caption) pairs from a stage-1 style LLaVA json."""
-    try:
-        records = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read '{path}': {err}") from None
+    """(image path, caption) pairs from a stage-1 style LLaVA json; a malformed record is an error naming it."""
+    from raylayers.files import read_user_json
+
+    records = read_user_json(path, "LLaVA json")
+    if not isinstance(records, list):
+        raise UserError(f"LLaVA json '{path}' must hold a list of records, found {type(records).__name__}")
     pairs = []
-    for record in records:
+    for index, record in enumerate(records):
         try:
             caption = next(turn["value"] for turn in record["conversations"] if turn["from"] == "gpt")
+            if not isinstance(record["image"], str) or not isinstance(caption, str):
+                raise TypeError
             pairs.append((str(path.parent / record["image"]), caption))
         except (KeyError, TypeError, StopIteration):
-            raise UserError(f"record {record.get('id', '?') if isinstance(record, dict) else '?'} in '{path}' "
-                            "has no image or no gpt caption") from None
+            raise UserError(f"record {record.get('id', f'#{index}') if isinstance(record, dict) else f'#{index}'} "
+                            f"in '{path}' has no image path or no gpt caption") from None
     return pairs
 
 
 def _world_texts(world: Path) -> list[str]:
     """Every text the world's json files hold (tokenizer training corpus)."""
+    from raylayers.files import read_user_json
+
     texts = []
     for name in ("stage1.json", "stage2.json"):
         path = world / name
         if path.exists():
-            for record in json.loads(path.read_text()):
-                texts.extend(turn["value"].replace(IMAGE_TOKEN, "") for turn in record["conversations"])
+            for index, record in enumerate(read_user_json(path, "LLaVA json")):
+                try:
+                    texts.extend(turn["value"].replace(IMAGE_TOKEN, "") for turn in record["conversations"])
+                except (KeyError, TypeError, AttributeError):
+                    raise UserError(f"record #{index} in '{path}' has no list of conversation turns with text "
+                                    "values") from None
     from raylayers.world import vocabulary
 
     texts.append(" ".join(vocabulary()))
     return texts
 
 
-def _pixel_tensor(processor, paths: list[str], progress: bool, desc: str) -> torch.Tensor:
-    from PIL import Image
+def _pixel_tensor(processor, pairs: list[tuple[str, str]], progress: bool, desc: str, skipped
+                  ) -> tuple[torch.Tensor, list[str]]:
+    """Pixel values of the images that open and their captions; the others are skipped into `skipped` (a
+    `SkipCounter`) with their reason, as LRS and training do."""
     from tqdm import tqdm
 
-    chunks = []
-    for start in tqdm(range(0, len(paths), 256), desc=desc, unit="batch", disable=not progress):
-        images = [Image.open(p).convert("RGB") for p in paths[start:start + 256]]
-        chunks.append(processor(images=images, return_tensors="pt")["pixel_values"])
-    return torch.cat(chunks)
+    from raylayers.image_source import ImageRef, open_image
+
+    chunks, captions = [], []
+    for start in tqdm(range(0, len(pairs), 256), desc=desc, unit="batch", disable=not progress):
+        images = []
+        for path, caption in pairs[start:start + 256]:
+            image, reason = open_image(ImageRef.of(path, path))
+            if image is None:
+                skipped.add(path, reason)
+                continue
+            images.append(image)
+            captions.append(caption)
+        if images:
+            chunks.append(processor(images=images, return_tensors="pt")["pixel_values"])
+    if not chunks:
+        raise UserError(f"{desc}: none of the {len(pairs)} images can be used ({skipped.summary()})")
+    return torch.cat(chunks), captions
 
 
 def _tokenize(tokenizer, captions: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,19 +130,26 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
     """Train the world's CLIP, save encoder + processor + tokenizer + LM config; returns the pretrain.json dict.
     Without `config`, the preset of the world's scale with `overrides` (`raylayers.config.pretrain_config`)."""
     from raylayers.encoders import quiet_transformers
+    from raylayers.files import read_user_json
+    from raylayers.image_source import SkipCounter
 
     quiet_transformers()
     world, out = Path(world), Path(out)
     meta_path = world / "world.json"
     if not meta_path.is_file():
         raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
-    meta = json.loads(meta_path.read_text())
+    meta = read_user_json(meta_path, "world file")
+    image_size = meta.get("image_size") if isinstance(meta, dict) else None
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
+        raise UserError(f"world file '{meta_path}': 'image_size' must be a positive integer, got {image_size!r}")
     config = config or pretrain_config(meta.get("scale"), **(overrides or {}))
     torch.manual_seed(config.seed)
-    image_size = int(meta["image_size"])
     if image_size % config.patch_size:
         raise UserError(f"world image size {image_size} is not a multiple of patch size {config.patch_size}")
-    data = _load_data(world, image_size, config, progress)
+    skipped = SkipCounter()
+    data = _load_data(world, image_size, config, progress, skipped)
+    if skipped.total:  # on stderr, as `raylayers lrs` reports what it skipped
+        print(f"warning: {skipped.summary()}", file=sys.stderr, flush=True)
     model = _clip_model(config, data.tokenizer, image_size)
     log(f"pretraining a {config.vision_layers}-layer CLIP on {len(data.train_captions)} captions "
         f"({image_size}px, patch {config.patch_size}) for {data.total_steps(config)} steps "
@@ -133,7 +164,7 @@ def pretrain_encoder(world: str | Path, out: str | Path, config: PretrainConfig 
         "stopped_by_time_budget": run["out_of_time"], "train_seconds": round(run["seconds"], 1),
         "torch_threads": torch.get_num_threads(), "final_loss": losses[-1] if losses else None,
         "loss_curve": losses[:: max(1, len(losses) // 200)], "retrieval": retrieval,
-        "vocab_size": len(data.tokenizer),
+        "vocab_size": len(data.tokenizer), "skipped_images": dict(skipped.reasons),
     }
     (out / "pretrain.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -163,19 +194,18 @@ class _Data:
         return min(planned, config.max_steps) if config.max_steps is not None else planned
 
 
-def _load_data(world: Path, image_size: int, config: PretrainConfig, progress: bool) -> _Data:
+def _load_data(world: Path, image_size: int, config: PretrainConfig, progress: bool, skipped) -> _Data:
     from transformers import CLIPImageProcessor
 
     tokenizer = _train_tokenizer(world)
     processor = CLIPImageProcessor(size={"shortest_edge": image_size},
                                    crop_size={"height": image_size, "width": image_size})
-    train_pairs = _read_caption_records(world / "stage1.json")
-    val_pairs = _read_caption_records(world / "stage1_val.json")
-    train_pixels = _pixel_tensor(processor, [p for p, _ in train_pairs], progress, "loading train images")
-    val_pixels = _pixel_tensor(processor, [p for p, _ in val_pairs], progress, "loading val images")
-    train_ids, train_mask = _tokenize(tokenizer, [c for _, c in train_pairs], config.max_text_tokens)
-    return _Data(tokenizer, processor, [c for _, c in train_pairs], [c for _, c in val_pairs], train_pixels,
-                 val_pixels, train_ids, train_mask)
+    train_pixels, train_captions = _pixel_tensor(processor, _read_caption_records(world / "stage1.json"), progress,
+                                                 "loading train images", skipped)
+    val_pixels, val_captions = _pixel_tensor(processor, _read_caption_records(world / "stage1_val.json"), progress,
+                                             "loading val images", skipped)
+    train_ids, train_mask = _tokenize(tokenizer, train_captions, config.max_text_tokens)
+    return _Data(tokenizer, processor, train_captions, val_captions, train_pixels, val_pixels, train_ids, train_mask)
 
 
 def _clip_model(config: PretrainConfig, tokenizer, image_size: int):

@@ -35,6 +35,7 @@ class LayerSearcher(OptunaSearch):
                  space_size: int | None = None, results_path: str | Path | None = None):
         import optuna
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" per search
         self.layer_space = layer_space
         self.hyperparameters = dict(hyperparameters)
         self.queue = list(queue)  # configurations to try first, in order

@@ -70,7 +70,7 @@ def train_trial(trial: dict, settings: dict) -> None:
     with (out / "attempts.log").open("a") as log:  # one line per attempt: retries are visible
         log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} attempt of {trial['key']}\n")
     started = time.perf_counter()
-    summary = run_training(train_config, out, tune_callback=True)
+    summary = run_training(train_config, out, tune_callback=True, resume=True)  # a retried or restored trial
     steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())
     torch.set_num_threads(max(1, train_config.resources.cpus_per_worker))
     objective = config.objective
@@ -103,8 +103,13 @@ def load_table(path: str | Path) -> dict[str, list[dict]]:
     hyper_columns = sorted(c for c in columns if c.startswith("hp_"))
     table: dict[str, list[dict]] = {}
     for number, row in enumerate(rows):
-        if not row["layers"] or row["score"] is None:
-            raise UserError(f"{path}: row {number} has no layers or no score")
+        layers, score = row["layers"], row["score"]
+        if not isinstance(layers, list) or not layers or not all(
+                isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in layers):
+            raise UserError(f"{path}: row {number}: 'layers' must be a non-empty list of positive layer numbers, "
+                            f"got {layers!r}")
+        if not isinstance(score, (int, float)) or isinstance(score, bool) or score != score:
+            raise UserError(f"{path}: row {number}: 'score' must be a number, got {score!r}")
         hyper = tuple((c[3:], row[c]) for c in hyper_columns)
         key = Candidate(tuple(sorted(int(x) for x in row["layers"])), str(row["connector"]), hyper).key
         table.setdefault(key, []).append(row)

@@ -82,6 +82,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
           f"{len(candidates) if candidates is not None else 'continuous'} configurations, {budget.searcher}"
           f"{', ASHA from step ' + str(budget.grace_period) if budget.grace_period else ''}; out {out}", flush=True)
     results = ResultsTable(out / RESULTS_FILE, out / "tensorboard", trials=budget.trials)
+    _quiet_logs()  # before a study is made or restored (Optuna announces each)
     if resume:
         tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
@@ -171,7 +172,6 @@ def _new_tuner(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
     from raylayers.search.searcher import LayerSearcher
 
     budget = config.budget
-    _quiet_logs()
     searcher = LayerSearcher(layer_space, config.space.hyperparameters, _first_trials(config, layer_space, candidates),
                              budget.prior_trials, config.space.prior_temperature,
                              sampler="random" if budget.searcher != "tpe" else "tpe", seed=budget.seed,

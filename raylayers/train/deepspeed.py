@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from pathlib import Path
 
 from raylayers.config import StageConfig, TrainConfig
 from raylayers.errors import UserError
@@ -18,11 +17,11 @@ def deepspeed_config(config: TrainConfig, stage: StageConfig, world_size: int, u
                      hidden_size: int) -> dict:
     """The shipped (or user's) ZeRO JSON with every "auto" filled from the TrainConfig."""
     if config.deepspeed.config:
-        path = Path(config.deepspeed.config)
-        try:
-            base = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read DeepSpeed config '{path}': {err}") from None
+        from raylayers.files import read_user_json
+
+        base = read_user_json(config.deepspeed.config, "DeepSpeed config")
+        if not isinstance(base, dict):
+            raise UserError(f"DeepSpeed config '{config.deepspeed.config}' must hold a JSON object")
     else:
         name = f"zero{config.deepspeed.zero_stage}.json"
         base = json.loads(resources.files("raylayers.configs.deepspeed").joinpath(name).read_text())

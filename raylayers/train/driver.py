@@ -3,8 +3,9 @@
 `run_training(config, out)` checks everything that needs no worker (data files, encoder depth, connector and
 layers, the LM), resolves the layer numbers once against the encoder's depth, writes `config.yaml`, then runs a
 Ray Train `TorchTrainer` of `resources.num_workers` workers (gloo on CPU, NCCL on GPU; `worker.py`) and calls
-`fit()`. A worker's `UserError` comes back as one line; a diverged run raises one naming the step and the last good
-checkpoint. Inside a Tune trial, `tune_callback=True` forwards the probe's reports to Tune (ASHA reads them).
+`fit()`. A worker's `UserError` comes back as one line; a diverged run raises one naming the reason, the step and
+the last good checkpoint. Inside a Tune trial, `tune_callback=True` forwards the probe's reports to Tune (ASHA reads
+them). An --out that already holds a run is refused, unless `resume` (`run_folder.py`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,24 @@ from pathlib import Path
 
 from raylayers.config import TrainConfig, dump_yaml
 from raylayers.errors import UserError, user_error_in
+from raylayers.train.run_folder import CONFIG_FILE, SUMMARY_FILE, check_new_run, check_resumable, run_state
 from raylayers.train.worker import DIVERGED_FILE, train_loop_per_worker
 
 
-def check_before_launch(config: TrainConfig) -> dict:
-    """Everything that can be checked without a worker: data files, encoder depth, connector name and layers.
+def check_records(config: TrainConfig) -> None:
+    """Every record of the data files the run reads, validated as the workers will (a malformed record, a file
+    that is not UTF-8 or not JSON: one error naming it, before any worker starts)."""
+    from raylayers.data import load_records
+
+    for stage_name in config.stages:
+        load_records(getattr(config.data, stage_name), config.data.max_records)
+    if config.data.val:
+        load_records(config.data.val, config.data.val_records)
+
+
+def check_before_launch(config: TrainConfig, records: bool = True) -> dict:
+    """Everything that can be checked without a worker: data files (and with `records`, every record in them),
+    encoder depth, connector name and layers.
 
     Returns what the driver learnt: the encoder's depth, the selected `layers` (positive, resolved once here) and
     the `vision_layers` the connector reads.
@@ -26,7 +40,7 @@ def check_before_launch(config: TrainConfig) -> dict:
     from transformers import AutoConfig
 
     from raylayers.connectors import connector_class
-    from raylayers.encoders import load_encoder_config, quiet_transformers
+    from raylayers.encoders import load_encoder_config, load_errors, quiet_transformers
     from raylayers.model import load_tokenizer, resolve_model_layers
 
     quiet_transformers()
@@ -37,27 +51,43 @@ def check_before_launch(config: TrainConfig) -> dict:
             raise UserError(f"data.{stage_name}: '{path}' does not exist")
     if config.data.val and not Path(config.data.val).is_file():
         raise UserError(f"data.val: '{config.data.val}' does not exist")
+    if records:
+        check_records(config)
     encoder_config = load_encoder_config(config.model.encoder, config.model.trust_remote_code)
-    depth = int((getattr(encoder_config, "vision_config", None) or encoder_config).num_hidden_layers)
+    depth = (getattr(encoder_config, "vision_config", None) or encoder_config).num_hidden_layers
     try:
         AutoConfig.from_pretrained(config.model.lm, trust_remote_code=config.model.trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise UserError(f"model.lm: cannot load '{config.model.lm}': {str(err).splitlines()[0][:200]}") from None
+    except load_errors() as err:
+        raise UserError(f"model.lm: cannot load '{config.model.lm}': {' '.join(str(err).split())[:200]}") from None
     load_tokenizer(config.model.lm, config.model.trust_remote_code)
     layers = resolve_model_layers(config.model, depth)
     return {"encoder_layers": depth, "layers": layers, "vision_layers": cls.required_layers(layers, depth)}
 
 
-def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = False) -> dict:
-    """Run the recipe on Ray Train; returns the run's summary. Raises UserError on bad input or divergence."""
+def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = False, resume: bool = False) -> dict:
+    """Run the recipe on Ray Train; returns the run's summary. Raises UserError on bad input or divergence.
+
+    Without `resume`, an `out` that holds a run (finished or not) is refused before anything is written. With it
+    (`raylayers train --resume`, and every search trial: Tune retries and restores trials into their folder), an
+    unfinished run with the same config continues from its last checkpoint, and a finished one with the same config
+    is returned as it is, nothing rewritten; another config is refused naming the keys that differ."""
     from raylayers.ray_session import init_ray
 
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    checked = check_before_launch(config)  # paths are absolute already: a config's paths resolve when it is made
+    state = run_state(out) if resume else "none"
+    if not resume:
+        check_new_run(config, out)  # before anything is written: a finished run's files stay as they are
+    # paths are absolute already: a config's paths resolve when it is made. A search checked the records once.
+    checked = check_before_launch(config, records=not tune_callback)
     # the layers resolved once, against the encoder's depth: workers and the saved config carry positive numbers
     config = config.model_copy(update={"model": config.model.model_copy(update={"layers": checked["layers"]})})
-    (out / "config.yaml").write_text(dump_yaml(config))
+    if state != "none":
+        check_resumable(config, out)
+    if state == "finished":
+        return json.loads((out / SUMMARY_FILE).read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    if state == "none":
+        (out / CONFIG_FILE).write_text(dump_yaml(config))
     init_ray()
     (out / DIVERGED_FILE).unlink(missing_ok=True)
     try:
@@ -70,11 +100,11 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     if (out / DIVERGED_FILE).exists():
         diverged = json.loads((out / DIVERGED_FILE).read_text())
         last = result.checkpoint.path if result.checkpoint else "none (it diverged before the first)"
-        raise UserError(f"training stopped: the loss became NaN/inf at {diverged['stage']} step "
-                        f"{diverged['step']}; last good checkpoint: {last}")
+        raise UserError(f"training stopped: {diverged.get('reason', 'the loss became NaN/inf')} at "
+                        f"{diverged['stage']} step {diverged['step']}; last good checkpoint: {last}")
     from raylayers.files import write_text_atomic
 
-    summary_path = out / "train_summary.json"
+    summary_path = out / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary.update({"final_metrics": dict(result.metrics or {}),
                     "checkpoint": result.checkpoint.path if result.checkpoint else None, **checked})

@@ -20,10 +20,15 @@ def cosine_decay(progress: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def warmup_steps(warmup_ratio: float, total_steps: int) -> int:
+    """The warm-up steps of a training stage: ceil(warmup_ratio x total_steps), at least 1."""
+    return max(1, math.ceil(warmup_ratio * total_steps))
+
+
 def stage_schedule(warmup_ratio: float, total_steps: int):
     """step -> learning-rate multiplier of a training stage (a `LambdaLR` function): warm-up over
-    ceil(warmup_ratio x total_steps) steps (at least 1), then the cosine over the remaining steps."""
-    warmup = max(1, math.ceil(warmup_ratio * total_steps))
+    `warmup_steps` steps, then the cosine over the remaining steps."""
+    warmup = warmup_steps(warmup_ratio, total_steps)
 
     def factor(step: int) -> float:
         if step < warmup:

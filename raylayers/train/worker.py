@@ -6,8 +6,10 @@ and image features, a DeepSpeed engine, the step loop with probes, logs, reports
 (`train_summary.json`). Everything a worker needs travels in `loop_config`; nothing comes from module globals.
 
 A stage: stage 1 trains the connector on captions ("plain" template); stage 2 trains connector and LM on
-instructions (chat template); `stageN.train_lm` decides. A NaN/inf loss stops every rank at the same step (the loss
-is all-reduced) and leaves `diverged.json` for the driver; no checkpoint of that state is written.
+instructions (chat template); `stageN.train_lm` decides. A diverged stage (a NaN/inf loss or gradient norm, or a
+loss stuck at the uniform-guess level: `divergence.py`) stops every rank at the same step (the metrics are
+all-reduced) and leaves `diverged.json` (the step's metrics and the reason) for the driver; no checkpoint of that
+state is written.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from raylayers.train.checkpoint import (
     trainable_weights,
 )
 from raylayers.train.deepspeed import deepspeed_config
+from raylayers.train.divergence import DivergenceGuard
 from raylayers.train.probe import all_reduce_sum, probe
-from raylayers.train.schedule import stage_schedule
+from raylayers.train.schedule import stage_schedule, warmup_steps
 
 DIVERGED_FILE = "diverged.json"
 
@@ -145,12 +148,16 @@ def run_stage(worker: Worker, stage_name: str) -> bool:
         start_step = state["step"]
     order = SampleOrder(len(stage.samples), config.seed * 2 + (0 if stage_name == "stage1" else 1))
     stage_started, metrics = time.perf_counter(), {}
+    guard = DivergenceGuard(stage.model.lm.config.get_text_config().vocab_size,
+                            warmup_steps(stage.settings.warmup_ratio, stage.total_steps),
+                            check_grad_norm=config.precision != "fp16", check_plateau=stage.settings.train_lm)
     stage.engine.train()
     for step in range(start_step, stage.total_steps):
         metrics = train_step(worker, stage, order, step)
-        if not math.isfinite(metrics["loss"]):  # every rank sees the same all-reduced loss: all stop here
+        reason = guard.check(metrics)  # the metrics are all-reduced: every rank stops at the same step
+        if reason:
             if worker.rank == 0:  # no checkpoint of this state: the last good one stays the latest
-                (worker.out / DIVERGED_FILE).write_text(json.dumps(metrics, indent=2))
+                (worker.out / DIVERGED_FILE).write_text(json.dumps({**metrics, "reason": reason}, indent=2))
             return False
         after_step(worker, stage, step, metrics)
     worker.summary["stages"][stage_name] = {
