@@ -72,7 +72,8 @@ class TextCorpus:
                 for q in heldout_questions(self.seed + 1, self.scale, self.stats)]
 
 
-def _pad(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
+def pad_rows(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
+    """Right-padded input ids, labels and attention mask of (input ids, labels) rows."""
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
@@ -92,7 +93,7 @@ def text_qa_accuracy(model, heldout: list, pad_id: int, batch_size: int = 64) ->
     for start in range(0, len(heldout), batch_size):
         chunk = heldout[start:start + batch_size]
         rows = [(prompt + answer, [IGNORE_INDEX] * len(prompt) + answer) for _, prompt, answer in chunk]
-        batch = _pad(rows, pad_id)
+        batch = pad_rows(rows, pad_id)
         predicted = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.argmax(-1)
         for row, (task, _, _) in enumerate(chunk):
             supervised = batch["labels"][row, 1:] != IGNORE_INDEX
@@ -192,7 +193,7 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     with tqdm(total=config.steps, initial=run["step"], desc="pretrain-lm", unit="step", disable=not progress) as bar:
         while run["step"] < config.steps and not out_of_time:
             step = run["step"]
-            batch = _pad([corpus.sample(step * config.batch_size + i) for i in range(config.batch_size)],
+            batch = pad_rows([corpus.sample(step * config.batch_size + i) for i in range(config.batch_size)],
                          tokenizer.pad_token_id)
             run["losses"].append(_train_step(model, optimizer, batch, _learning_rate(config, step), step))
             run["step"] = step = step + 1
