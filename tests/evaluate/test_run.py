@@ -289,3 +289,36 @@ def test_compare_plots_runs_per_layer(tmp_path, capsys):
     assert (tmp_path / "plots" / "categories_by_layer.png").stat().st_size > 1000
     assert compare(["--runs", runs[0], "--out", str(tmp_path / "x")]) == 2
     assert "at least two" in capsys.readouterr().err
+
+
+def talkative_checkpoint(tiny_checkpoint, folder):
+    """The untrained checkpoint with the special tokens' (tied) embedding rows zeroed: a random LM whose greedy
+    answers are never empty, so they vary with the image and the question, and any padding mistake shows."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    shutil.copytree(tiny_checkpoint, folder)
+    weights_file = next((folder / "model" / "lm").glob("*.safetensors"))
+    weights = load_file(weights_file)
+    tokenizer = AutoTokenizer.from_pretrained(folder / "model" / "tokenizer")
+    for name, tensor in weights.items():
+        if name.endswith("embed_tokens.weight") or name.endswith("lm_head.weight"):
+            tensor[tokenizer.all_special_ids] = 0.0
+    save_file(weights, weights_file, metadata={"format": "pt"})
+    return folder
+
+
+def test_greedy_answers_do_not_depend_on_the_batch_size_on_the_whole_offline_suite(tiny_stack, tiny_checkpoint,
+                                                                                   tmp_path):
+    """lmms-eval users see scores move with the batch size (lmms-eval #236): here batch 1 and the default batch
+    (left-padded prompts of different lengths, the KV cache) give the same answers to every world question."""
+    world = str(tiny_stack / "world")
+    checkpoint = talkative_checkpoint(tiny_checkpoint, tmp_path / "talkative")
+    answers = {}
+    for batch_size in (1, 16):
+        evaluate_checkpoint(checkpoint, world, tmp_path / f"b{batch_size}", mode="greedy", batch_size=batch_size)
+        answers[batch_size] = (tmp_path / f"b{batch_size}" / "predictions.jsonl").read_text().splitlines()
+    assert len(answers[1]) > 70 and answers[1] == answers[16]
+    assert len({json.loads(line)["prediction"] for line in answers[1]}) >= 5  # answers that vary, so could differ
