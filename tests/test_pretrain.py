@@ -130,3 +130,26 @@ def test_an_lm_run_cut_by_its_time_cap_resumes_to_the_same_weights_as_an_uninter
     assert not (encoder / "lm" / "pretrain_lm_state.pt").exists()
     a, b = (load_file(folder / "lm" / "model.safetensors") for folder in (encoder, tmp_path / "whole"))
     assert all(a[key].equal(b[key]) for key in a)
+
+
+def test_the_demo_and_the_study_copy_a_shipped_bundle_for_their_encoder_step(tiny_world, tmp_path, monkeypatch):
+    from argparse import Namespace
+
+    from raylayers.cli import main
+    from raylayers.demo import base_steps
+    from raylayers.pretrain import world as bundles
+
+    shipped = tmp_path / "bundles"
+    assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(shipped / "tiny"), "--encoder-steps", "2",
+                 "--lm-steps", "2"]) == 0
+    monkeypatch.setattr(bundles, "SHIPPED", shipped)
+    out = tmp_path / "run"
+    args = Namespace(scale="tiny", seed=0, encoder_steps=None, encoder_seconds=None)
+    name, shown, action = base_steps(args, out, run_command=lambda argv: 1)[1]
+    assert name == "encoder" and "shipped tiny bundle" in shown
+    assert action() == 0 and (out / "encoder" / "lm" / "model.safetensors").is_file()
+    assert (out / "encoder" / "card.json").read_bytes() == (shipped / "tiny" / "card.json").read_bytes()
+    fresh = base_steps(Namespace(scale="tiny", seed=0, encoder_steps=5, encoder_seconds=None), out, lambda argv: 0)
+    assert fresh[1][1].startswith("raylayers pretrain-encoder") and "--max-steps 5" in fresh[1][1]
+    assert base_steps(Namespace(scale="demo", seed=0, encoder_steps=None, encoder_seconds=None), out,
+                      lambda argv: 0)[1][1].startswith("raylayers pretrain-encoder")  # no bundle for that scale here
