@@ -71,9 +71,13 @@ PRESETS = {
 
 def pretrain_config(scale: str | None = None, **overrides) -> PretrainConfig:
     """The preset of a world scale (the demo preset for an unknown one), with `overrides` (None values ignored)."""
-    preset = PRESETS.get(scale, PRESETS["demo"])
+    return _preset(PRESETS, scale, overrides, "pretrain settings")
+
+
+def _preset(presets: dict, scale: str | None, overrides: dict, where: str):
+    preset = presets.get(scale, presets["demo"])
     changes = {key: value for key, value in overrides.items() if value is not None}
-    return validate(PretrainConfig, {**preset.model_dump(), **changes}, "pretrain settings") if changes else preset
+    return validate(type(preset), {**preset.model_dump(), **changes}, where) if changes else preset
 
 
 class PretrainLMConfig(Section):
@@ -112,6 +116,4 @@ LM_PRESETS = {
 
 def pretrain_lm_config(scale: str | None = None, **overrides) -> PretrainLMConfig:
     """The LM preset of a world scale (the demo preset for an unknown one), with `overrides` (None values ignored)."""
-    preset = LM_PRESETS.get(scale, LM_PRESETS["demo"])
-    changes = {key: value for key, value in overrides.items() if value is not None}
-    return validate(PretrainLMConfig, {**preset.model_dump(), **changes}, "pretrain-lm settings") if changes else preset
+    return _preset(LM_PRESETS, scale, overrides, "pretrain-lm settings")

@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 
 from raylayers.config import PretrainLMConfig, pretrain_lm_config
-from raylayers.data import IGNORE_INDEX, ConversationEncoder
+from raylayers.data import IGNORE_INDEX, ConversationEncoder, Sample, collate
 from raylayers.errors import UserError
 from raylayers.prompts import IMAGE_TOKEN
+from raylayers.train.schedule import cosine_decay, linear_warmup
 
 REPORT_FILE = "pretrain_lm.json"
 
@@ -73,15 +74,8 @@ class TextCorpus:
 
 
 def pad_rows(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
-    """Right-padded input ids, labels and attention mask of (input ids, labels) rows."""
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, (ids, targets) in enumerate(rows):
-        input_ids[row, :len(ids)], labels[row, :len(ids)], mask[row, :len(ids)] = (
-            torch.tensor(ids), torch.tensor(targets), 1)
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
+    """Right-padded input ids, attention mask and labels of (input ids, labels) rows: `data.collate`'s batches."""
+    return collate([Sample("", ids, labels, None) for ids, labels in rows], pad_id)
 
 
 @torch.no_grad()
@@ -113,9 +107,8 @@ def text_qa_accuracy(model, heldout: list, pad_id: int, batch_size: int = 64) ->
 
 def _learning_rate(config: PretrainLMConfig, step: int) -> float:
     """Linear warm-up, then a cosine down to a tenth of the peak over the configured steps."""
-    warm = min(1.0, (step + 1) / config.warmup_steps)
-    progress = min(1.0, step / config.steps)
-    return config.learning_rate * warm * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return config.learning_rate * linear_warmup(step, config.warmup_steps) * (
+        0.1 + 0.9 * cosine_decay(step / config.steps))
 
 
 def _load(lm_dir: Path, seed: int):
