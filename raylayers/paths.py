@@ -40,7 +40,8 @@ def resolve_local(value: str | os.PathLike | None) -> str | None:
     return os.path.abspath(os.path.expanduser(str(value)))
 
 
-def _could_be_hub_id(value: str) -> bool:
+def could_be_hub_id(value: str) -> bool:
+    """Whether `value` is shaped like a Hugging Face repo id (owner/name), for models and datasets alike."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
@@ -54,7 +55,7 @@ def resolve_model(value: str | None) -> str | None:
     """A model source: a local folder/file made absolute; a hub id (not on disk, shaped like one) kept."""
     if value is None or is_uri(value):
         return value
-    if not os.path.exists(os.path.expanduser(value)) and _could_be_hub_id(value):
+    if not os.path.exists(os.path.expanduser(value)) and could_be_hub_id(value):
         return value
     return resolve_local(value)
 

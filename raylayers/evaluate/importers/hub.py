@@ -38,6 +38,7 @@ from raylayers.errors import UserError
 from raylayers.evaluate.importers.detect import detect_layout
 from raylayers.evaluate.importers.layouts import LAYOUTS
 from raylayers.evaluate.importers.writer import READ_BATCH_ROWS, import_benchmark
+from raylayers.paths import could_be_hub_id, resolve_local
 
 HF_PREFIX = "hf:"
 _OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -65,8 +66,6 @@ def is_hub_spec(value: str) -> bool:
 def parse_hub_spec(text: str) -> HubSpec:
     """`hf:DATASET[:CONFIG[+CONFIG...][:SPLIT]]` read; a relative local folder is made absolute. One-line
     UserErrors for a spec that cannot name a dataset."""
-    from raylayers.paths import resolve_local
-
     parts = text.strip()[len(HF_PREFIX):].split(":")
     if len(parts) > 3 or not parts[0]:
         raise UserError(f"--bench '{text}': expected hf:DATASET[:CONFIG[:SPLIT]] (e.g. hf:lmms-lab/POPE or "
@@ -76,22 +75,12 @@ def parse_hub_spec(text: str) -> HubSpec:
         dataset = resolve_local(dataset)
         if not os.path.isdir(dataset):
             raise UserError(f"--bench '{text}': no dataset folder '{dataset}'")
-    elif not _valid_hub_id(dataset):
+    elif not could_be_hub_id(dataset):
         raise UserError(f"--bench '{text}': '{dataset}' is neither a local folder nor a hub dataset id (owner/name)")
     configs = tuple(name or None for name in config.split("+")) if config else (None,)
     if len(configs) > 1 and None in configs:
         raise UserError(f"--bench '{text}': an empty config name among '{config}'")
     return HubSpec(text=text.strip(), dataset=dataset, configs=configs, split=split or None)
-
-
-def _valid_hub_id(value: str) -> bool:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(value)
-    except HFValidationError:
-        return False
-    return True
 
 
 def cache_dirs() -> tuple[str, str]:
