@@ -71,17 +71,13 @@ def probe(engine, samples: list[Sample], features: ImageFeatures, rank: int, wor
             swapped = {layer: value.roll(1, dims=0) for layer, value in image_features.items()}
             gap = _token_losses(engine(**tensors, features=swapped).logits[:, :-1].float(), labels) - right
         hits = (logits.argmax(-1) == labels) | ~supervised
-        totals[0] += float(right.sum())
-        totals[1] += int(supervised.sum())
-        for row in range(labels.shape[0]):
-            spans = answer_spans(supervised[row].tolist())
-            totals[2] += len(spans)
-            totals[3] += sum(bool(hits[row, a:b].all()) for a, b in spans)
-        if swappable:
-            totals[4] += float(right.sum())
-            totals[5] += float(gap.sum())
-            totals[6] += sum(len(answer_spans(row)) for row in supervised.tolist())
-            totals[7] += int(supervised.sum())
+        spans = [answer_spans(row) for row in supervised.tolist()]
+        batch_totals = [float(right.sum()), int(supervised.sum()), sum(len(row) for row in spans),
+                        sum(bool(hits[row, a:b].all()) for row, row_spans in enumerate(spans) for a, b in row_spans)]
+        totals[:4] = [total + part for total, part in zip(totals[:4], batch_totals)]
+        if swappable:  # the same answers and tokens, measured with swapped images too
+            totals[4:] = [totals[4] + batch_totals[0], totals[5] + float(gap.sum()), totals[6] + batch_totals[2],
+                          totals[7] + batch_totals[1]]
     loss, tokens, answers, correct, paired, gap_sum, gap_answers, gap_tokens = all_reduce_sum(totals)
     engine.train()
     metrics = {"val_loss": loss / max(tokens, 1), "val_answer_accuracy": correct / max(answers, 1),
