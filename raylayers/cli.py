@@ -192,16 +192,10 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_world(args: argparse.Namespace) -> int:
-    from raylayers.config import pretrain_config, pretrain_lm_config
-    from raylayers.files import read_user_json
     from raylayers.pretrain.world import pretrain_world
 
-    meta = read_user_json(Path(args.world) / "world.json", "world file") if (
-        Path(args.world) / "world.json").is_file() else None
-    scale = meta.get("scale") if isinstance(meta, dict) else None
-    card = pretrain_world(args.world, args.out, pretrain_config(scale, max_steps=args.encoder_steps),
-                          pretrain_lm_config(scale, steps=args.lm_steps, seed=args.seed), progress=_progress(),
-                          log=_say)
+    card = pretrain_world(args.world, args.out, {"max_steps": args.encoder_steps},
+                          {"steps": args.lm_steps, "seed": args.seed}, progress=_progress(), log=_say)
     qa = card["lm"]["text_qa"]
     _say(f"bundle written to {Path(args.out).resolve()}: encoder retrieval top-1 "
          f"{card['encoder']['retrieval']['top1']:.1%} (chance {card['encoder']['retrieval']['chance']:.1%}); LM "

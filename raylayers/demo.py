@@ -26,10 +26,6 @@ def space_file(name: str) -> Path:
     raise UserError(f"search_spaces/{name}.yaml not found: run from a raylayers checkout")
 
 
-def demo_space() -> Path:
-    return space_file("demo")
-
-
 def _bundle_for(args) -> Path | None:
     """The shipped bundle the encoder step copies, or None when the demo pretrains its own encoder."""
     from raylayers.pretrain.world import SHIPPED, shipped_bundle
@@ -97,7 +93,7 @@ def run_demo(args, run_command, say) -> int:
         raise UserError(f"'{search}' holds a finished demo search; remove it or use another --out")
     started = time.perf_counter()
     steps = base_steps(args, out, run_command) + [command_step(
-        "search", ["search", "--space", str(demo_space()), "--out", str(search),
+        "search", ["search", "--space", str(space_file("demo")), "--out", str(search),
                    *(a for o in overrides for a in ("--set", o))], run_command)]
     code = run_steps(steps, say, "demo")
     if code:

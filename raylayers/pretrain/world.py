@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from raylayers.config import PretrainConfig, PretrainLMConfig, pretrain_config, pretrain_lm_config
+from raylayers.config import pretrain_config, pretrain_lm_config
 from raylayers.errors import UserError
 
 CARD_FILE = "card.json"
@@ -53,9 +53,11 @@ def write_card(folder: Path, world: dict) -> dict:
     return card
 
 
-def pretrain_world(world: str | Path, out: str | Path, encoder_config: PretrainConfig | None = None,
-                   lm_config: PretrainLMConfig | None = None, progress: bool = True, log=print) -> dict:
-    """The world's CLIP (`pretrain_encoder`), then its LM taught to read (`pretrain_lm`), then the card."""
+def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict | None = None,
+                   lm_overrides: dict | None = None, progress: bool = True, log=print) -> dict:
+    """The world's CLIP (`pretrain_encoder`), then its LM taught to read (`pretrain_lm`), then the card; each part
+    from the preset of the world's scale with its overrides (None values ignored). A rerun keeps an encoder already
+    trained there with the same settings and resumes the LM."""
     from raylayers.pretrain.encoder import pretrain_encoder
     from raylayers.pretrain.lm import pretrain_lm
 
@@ -65,17 +67,17 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_config: PretrainC
         raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
     meta = json.loads(meta_path.read_text())
     scale = meta.get("scale")
-    encoder_config = encoder_config or pretrain_config(scale)
+    encoder_config = pretrain_config(scale, **(encoder_overrides or {}))
     done = out / "pretrain.json"
-    if done.is_file() and json.loads(done.read_text()).get("config") == encoder_config.model_dump() and json.loads(
-            done.read_text()).get("world") == str(world):  # a rerun that resumes the LM keeps the same encoder
+    previous = json.loads(done.read_text()) if done.is_file() else {}
+    if previous.get("config") == encoder_config.model_dump() and previous.get("world") == str(world):
         log(f"encoder already trained in {out} with these settings; keeping it")
     else:
         pretrain_encoder(world, out, encoder_config, progress=progress, log=log)
-    lm = pretrain_lm(out, scale, lm_config or pretrain_lm_config(scale), progress=progress, log=log)
+    lm = pretrain_lm(out, scale, pretrain_lm_config(scale, **(lm_overrides or {})), progress=progress, log=log)
     if not lm["finished"]:
         raise UserError(f"the LM stopped at its time cap at step {lm['steps']} of {lm['config']['steps']}; run the "
-                        f"same command again to resume it from {out / 'lm'} (the encoder is retrained, same seed)")
+                        f"same command again to resume it from {out / 'lm'}")
     return write_card(out, meta)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from raylayers.errors import UserError
 from raylayers.evaluate.schema import CATEGORIES
 from raylayers.evaluate.significance import category_interval, paired_bootstrap_sets
 from raylayers.search.results import read_results
@@ -53,7 +54,8 @@ def study_findings(singles: Path, fusion: Path, lrs: dict) -> dict:
     single_rows = sorted((r for r in _completed(singles) if len(r["layers"]) == 1), key=lambda r: r["layers"][0])
     fusion_rows = [r for r in _completed(fusion) if len(r["layers"]) > 1]
     if len(single_rows) < 2:
-        raise ValueError(f"'{singles}' holds {len(single_rows)} completed single-layer trials; a study needs 2+")
+        raise UserError(f"'{singles}' holds {len(single_rows)} completed single-layer trials; a study needs 2 or "
+                        "more (see its report.md for the trials that failed)")
     per_layer = {r["layers"][0]: {c: category_interval(r["per_question"], c) for c in CATEGORIES}
                  for r in single_rows}
     deep = set(lrs["groups"][-1]["layers"])

@@ -53,3 +53,14 @@ def test_identical_layers_are_not_separated(tmp_path):
     write_results(fusion / "results.parquet", [trial(fusion, 0, "c", [1, 4], ocr=0.5, vision=0.5)])
     study = study_findings(singles, fusion, LRS)
     assert {f["verdict"] for f in study["findings"]} == {"not separated (within noise)"}
+
+
+def test_a_study_without_two_completed_single_layers_is_one_line(tmp_path):
+    import pytest
+
+    from raylayers.errors import UserError
+
+    singles, fusion = tmp_path / "singles", tmp_path / "fusion"
+    write_results(singles / "results.parquet", [trial(singles, 0, "l1", [1], ocr=0.5, vision=0.5)])
+    with pytest.raises(UserError, match="holds 1 completed single-layer trials; a study needs 2 or more"):
+        study_findings(singles, fusion, LRS)
