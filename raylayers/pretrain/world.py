@@ -16,6 +16,7 @@ from pathlib import Path
 
 from raylayers.config import pretrain_config, pretrain_lm_config
 from raylayers.errors import UserError
+from raylayers.files import read_user_json
 
 CARD_FILE = "card.json"
 SHIPPED = Path(__file__).resolve().parents[1] / "bundles"
@@ -65,7 +66,7 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict |
     meta_path = world / "world.json"
     if not meta_path.is_file():
         raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
-    meta = json.loads(meta_path.read_text())
+    meta = read_user_json(meta_path, "world metadata")
     scale = meta.get("scale")
     encoder_config = pretrain_config(scale, **(encoder_overrides or {}))
     done = out / "pretrain.json"
