@@ -60,7 +60,7 @@ def base_steps(args, out: Path, run_command) -> list[tuple]:
         copy_bundle(bundle, encoder)
         return 0
 
-    return [
+    steps = [
         command_step("world", ["world", "--out", str(world), "--scale", args.scale, "--seed", str(args.seed)],
                      run_command),
         ("encoder", f"the shipped {args.scale} bundle (CLIP + an LM that reads) copied to {encoder}", copy)
@@ -71,6 +71,37 @@ def base_steps(args, out: Path, run_command) -> list[tuple]:
         command_step("lrs", ["lrs", "--encoder", str(encoder), "--images", str(world / "images"), "--out",
                              str(lrs_dir), "--max-images", "512"], run_command),
     ]
+    if not getattr(args, "resume", False):
+        return steps
+    # --resume: a step whose last file is written is kept (each command writes that file last)
+    done = {"world": world / "world.json", "encoder": encoder / "pretrain.json", "lrs": lrs_dir / "lrs.json"}
+    return [(name, f"kept: {done[name].parent}", lambda: 0) if done[name].is_file() else (name, shown, action)
+            for name, shown, action in steps]
+
+
+def search_step_argv(argv: list[str], folder: Path, resume: bool) -> list[str] | None:
+    """A search step's command line; with `resume`: None when that search finished, `--resume` added when it
+    started (Tune can restore it), as it is when it never started."""
+    from raylayers.search.tuner import can_resume
+
+    if not resume:
+        return argv
+    if (folder / "search_summary.json").is_file():
+        return None
+    overrides = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    return argv + ["--resume"] if can_resume(argv[argv.index("--space") + 1], folder, overrides) else argv
+
+
+def check_search_folder(folder: Path, resume: bool, what: str) -> None:
+    """Without --resume, a folder that holds a search is refused; with it, a finished one is (nothing to do)."""
+    if resume:
+        if (folder / "search_summary.json").is_file():
+            raise UserError(f"--resume: '{folder}' holds a finished {what} search; nothing to resume")
+    elif (folder / "search_summary.json").is_file():
+        raise UserError(f"'{folder}' holds a finished {what} search; remove it or use another --out")
+    elif (folder / "results.parquet").exists():
+        raise UserError(f"'{folder}' holds an unfinished {what} search; add --resume to continue it, "
+                        "or use another --out")
 
 
 def run_steps(steps: list[tuple], say, label: str) -> int:
@@ -89,12 +120,12 @@ def run_demo(args, run_command, say) -> int:
     out = Path(args.out)
     search = out / "search"
     overrides = space_overrides(out) + ([f"budget.trials={args.trials}"] if args.trials else [])
-    if (search / "results.parquet").exists():
-        raise UserError(f"'{search}' holds a finished demo search; remove it or use another --out")
+    check_search_folder(search, args.resume, "demo")
     started = time.perf_counter()
-    steps = base_steps(args, out, run_command) + [command_step(
-        "search", ["search", "--space", str(space_file("demo")), "--out", str(search),
-                   *(a for o in overrides for a in ("--set", o))], run_command)]
+    argv = ["search", "--space", str(space_file("demo")), "--out", str(search),
+            *(a for o in overrides for a in ("--set", o))]
+    steps = base_steps(args, out, run_command) + [
+        command_step("search", search_step_argv(argv, search, args.resume), run_command)]
     code = run_steps(steps, say, "demo")
     if code:
         return code

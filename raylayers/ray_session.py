@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from raylayers.interrupts import keeping_handlers
+
 
 def init_ray(num_cpus: int | None = None) -> None:
     """Start or join Ray once per process (a no-op when it is already up)."""
@@ -19,4 +21,5 @@ def init_ray(num_cpus: int | None = None) -> None:
     address = os.environ.get("RAY_ADDRESS")
     kwargs = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count(),
                                                   "include_dashboard": True, "dashboard_host": "127.0.0.1"}
-    ray.init(logging_level="ERROR", log_to_driver=os.environ.get("RAYLAYERS_RAY_LOGS", "0") == "1", **kwargs)
+    with keeping_handlers():  # ray.init makes SIGTERM a bare sys.exit; ours say where to resume (interrupts.py)
+        ray.init(logging_level="ERROR", log_to_driver=os.environ.get("RAYLAYERS_RAY_LOGS", "0") == "1", **kwargs)

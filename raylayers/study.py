@@ -13,8 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from raylayers.demo import base_steps, run_steps, space_file, space_overrides
-from raylayers.errors import UserError
+from raylayers.demo import base_steps, check_search_folder, run_steps, search_step_argv, space_file, space_overrides
 
 
 def _search_argv(out: Path, folder: str, extra: list[str]) -> list[str]:
@@ -28,9 +27,9 @@ def run_study(args, run_command, say) -> int:
     from raylayers.search.findings import study_findings, write_findings
 
     out = Path(args.out)
-    for folder in ("singles", "fusion"):
-        if (out / folder / "results.parquet").exists():
-            raise UserError(f"'{out / folder}' holds a finished study search; remove it or use another --out")
+    if not args.resume:
+        for folder in ("singles", "fusion"):
+            check_search_folder(out / folder, False, "study")
     lrs_file = out / "lrs" / "lrs.json"
 
     def lrs() -> dict:
@@ -38,13 +37,17 @@ def run_study(args, run_command, say) -> int:
 
     def singles() -> int:  # every layer, known once the LRS step has read the encoder's depth
         layers = lrs()["num_layers"]
-        return run_command(_search_argv(out, "singles", [f"budget.trials={layers}"]))
+        return _run_search(_search_argv(out, "singles", [f"budget.trials={layers}"]), out / "singles")
 
     def fusion() -> int:
         representatives = [group["representative"] for group in lrs()["groups"]]
-        return run_command(_search_argv(out, "fusion", [
+        return _run_search(_search_argv(out, "fusion", [
             "space.num_layers=[%d]" % len(representatives), f"space.layers={representatives}",
             "space.baseline=false", "budget.trials=1"]))
+
+    def _run_search(argv: list[str], folder: Path) -> int:
+        argv = search_step_argv(argv, folder, args.resume)
+        return 0 if argv is None else run_command(argv)
 
     def findings() -> int:
         study = study_findings(out / "singles", out / "fusion", lrs())

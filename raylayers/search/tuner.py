@@ -15,6 +15,7 @@ from ray.tune.stopper import Stopper
 
 from raylayers.config import SearchConfig
 from raylayers.errors import UserError
+from raylayers.interrupts import blocking
 from raylayers.paths import resolve_local
 from raylayers.search.results import ResultsTable
 from raylayers.search.space import Candidate, LayerSpace, build_layer_space, load_search_config, seeded_candidates
@@ -50,6 +51,14 @@ def ensure_lrs(config: SearchConfig, out: Path) -> tuple[dict, Path]:
 # ================================================================================================ the search
 def _storage(config: SearchConfig, out: Path) -> Path | str:
     return config.budget.storage_path or str(out / "tune")
+
+
+def can_resume(space_file: str | Path, out: str | Path, overrides: list[str] | None = None) -> bool:
+    """Whether `out` holds a search of this space that Tune can restore (`--resume`)."""
+    from ray import tune
+
+    config = load_search_config(space_file, overrides)
+    return tune.Tuner.can_restore(f"{_storage(config, Path(resolve_local(out)))}/{config.name}")
 
 
 def run_search(space_file: str | Path, out: str | Path, resume: bool = False, objective: str = "train",
@@ -88,7 +97,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
                                    restart_errored=False)
     else:
         tuner = _new_tuner(config, layer_space, candidates, trainable, out, results, stopper)
-    tuner.fit()
+    blocking(tuner.fit)  # in a helper thread: Ctrl-C reaches us (interrupts.py), not Tune's quiet early end
     results.flush()
     summary = finish(config, out, lrs, lrs_path, layer_space, time.perf_counter() - started)
     if started_ray and not os.environ.get("RAY_ADDRESS"):

@@ -91,3 +91,47 @@ def save_checkpoint(engine, weights: dict, state: dict, metrics: dict, rank: int
 def untied(tensors: dict) -> dict:
     """safetensors refuses tensors that share memory (tied embeddings): give each its own copy."""
     return {key: value.contiguous().clone() for key, value in tensors.items()}
+
+
+
+def is_complete(folder: Path, world_size: int) -> bool:
+    """Whether a checkpoint folder was written whole: its state, its weights and DeepSpeed's files for `world_size`
+    ranks. Cheap, nothing is loaded: safetensors refuses to open a file its header does not fully cover, and
+    torch's zip archives keep their index at the end, so a file cut short by a kill does not open either."""
+    import zipfile
+
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+        int(state["global_step"])
+        weights = sorted((folder / "weights").glob("*.safetensors"))
+        if "connector.safetensors" not in {path.name for path in weights}:
+            return False
+        for path in weights:
+            with safe_open(str(path), framework="pt"):
+                pass
+        archives = sorted((folder / "ds" / "ds").glob("*.pt"))
+        if not archives or sum("optim_states" in path.name for path in archives) < world_size:
+            return False
+        for path in archives:
+            with zipfile.ZipFile(path):
+                pass
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError, zipfile.BadZipFile):
+        return False
+    return True
+
+
+def newest_complete(run_dir: Path, world_size: int) -> Path | None:
+    """The newest checkpoint under a Ray Train run folder (`<storage>/<name>/`) that was written whole, by global
+    step (a stage's end after its last step): what a resumed run starts from, whatever Ray's own record of
+    checkpoints says (a kill can land between a checkpoint written and the record updated)."""
+    best, best_key = None, None
+    for folder in Path(run_dir).glob("*-step*"):
+        if not folder.is_dir() or not is_complete(folder, world_size):
+            continue
+        state = json.loads((folder / STATE_FILE).read_text())
+        key = (int(state["global_step"]), bool(state.get("stage_done")))
+        if best_key is None or key > best_key:
+            best, best_key = folder, key
+    return best

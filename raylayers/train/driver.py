@@ -15,7 +15,16 @@ from pathlib import Path
 
 from raylayers.config import TrainConfig, dump_yaml
 from raylayers.errors import UserError, user_error_in
-from raylayers.train.run_folder import CONFIG_FILE, SUMMARY_FILE, check_new_run, check_resumable, run_state
+from raylayers.interrupts import blocking
+from raylayers.train.checkpoint import newest_complete
+from raylayers.train.run_folder import (
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    check_new_run,
+    check_resumable,
+    ray_run_folder,
+    run_state,
+)
 from raylayers.train.worker import DIVERGED_FILE, train_loop_per_worker
 
 
@@ -90,8 +99,9 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
         (out / CONFIG_FILE).write_text(dump_yaml(config))
     init_ray()
     (out / DIVERGED_FILE).unlink(missing_ok=True)
+    resume_from = newest_checkpoint(config, out) if state == "unfinished" else None
     try:
-        result = _trainer(config, out, tune_callback).fit()
+        result = blocking(_trainer(config, out, tune_callback, resume_from).fit)  # Ctrl-C reaches us, not Ray
     except Exception as err:  # a worker's UserError arrives wrapped in Ray's error with its traceback
         message = user_error_in(str(err))
         if message is None:
@@ -112,22 +122,30 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     return summary
 
 
-def _trainer(config: TrainConfig, out: Path, tune_callback: bool):
+def newest_checkpoint(config: TrainConfig, out: str | Path) -> Path | None:
+    """The newest checkpoint of the run in `out` written whole (None for none yet, or for storage at a URI, where
+    Ray Train's own record is all there is to go by)."""
+    folder = ray_run_folder(config, Path(out).resolve())
+    return newest_complete(folder, config.resources.num_workers) if folder is not None else None
+
+
+def _trainer(config: TrainConfig, out: Path, tune_callback: bool, resume_from: Path | None = None):
     """The `TorchTrainer`: workers and resources, the backend, storage, restarts, checkpoints kept."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
     hardware = config.resources
-    storage = hardware.storage_path or out / "ray"  # an absolute local path, or a URI such as s3://bucket/prefix
+    storage = hardware.storage_path or str(out / "ray")  # an absolute local path, or a URI such as s3://bucket/prefix
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config.model_dump(), "out": str(out),
-                           "threads_per_worker": max(1, hardware.cpus_per_worker)},
+                           "threads_per_worker": max(1, hardware.cpus_per_worker),
+                           "resume_from": str(resume_from) if resume_from else None},
         scaling_config=ray.train.ScalingConfig(num_workers=hardware.num_workers, use_gpu=hardware.use_gpu,
                                                resources_per_worker={"CPU": hardware.cpus_per_worker}),
         torch_config=TorchConfig(backend="nccl" if hardware.use_gpu else "gloo"),
         run_config=ray.train.RunConfig(
-            name=config.name, storage_path=str(storage),
+            name=config.name, storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=config.checkpoint.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.checkpoint.keep),
             callbacks=[_probe_to_tune_callback()] if tune_callback else []),

@@ -86,11 +86,15 @@ def train_loop_per_worker(loop_config: dict) -> None:
     """One Ray Train worker: setup, every stage not done yet, finish."""
     worker = setup(loop_config)
     try:
+        ran = False
         for stage_name in worker.config.stages:
             if stage_name in worker.state["stages_done"]:
                 continue
+            ran = True
             if not run_stage(worker, stage_name):
                 return  # diverged: the driver reads diverged.json
+        if not ran:  # resumed from the last stage's end checkpoint: stopped before its model was written
+            save_resumed_model(worker)
         finish(worker)
     finally:
         if worker.writer is not None:
@@ -116,9 +120,8 @@ def setup(loop_config: dict) -> Worker:
     torch.set_num_threads(max(1, int(loop_config.get("threads_per_worker", 1))))
     state = {"stage": None, "step": 0, "stage_done": False, "stages_done": [], "steps_by_stage": {},
              "global_step": 0}
-    checkpoint, resume_dir, carried = ray.train.get_checkpoint(), None, None
-    if checkpoint is not None:  # a restarted worker group finds the last reported checkpoint
-        resume_dir = Path(checkpoint.to_directory())
+    resume_dir, carried = resume_folder(ray.train.get_checkpoint(), loop_config.get("resume_from")), None
+    if resume_dir is not None:
         state = json.loads((resume_dir / STATE_FILE).read_text())
         carried = read_checkpoint_weights(resume_dir)
         print(f"[raylayers] rank {rank} resumes from {state['stage']} step {state['step']} ({resume_dir})",
@@ -135,6 +138,20 @@ def setup(loop_config: dict) -> Worker:
     if resume_dir is not None:
         worker.summary["resumed_from"] = {key: state[key] for key in ("stage", "step", "global_step")}
     return worker
+
+
+def resume_folder(checkpoint, found_on_disk: str | None) -> Path | None:
+    """What to resume from: the last checkpoint Ray Train reported (a restarted worker group), or the newest whole
+    one the driver found on disk when the run was resumed (`--resume` after a kill or an interrupt, when Ray's
+    record may lag behind the disk), whichever is further along; None for a fresh run."""
+    candidates = [Path(checkpoint.to_directory())] if checkpoint is not None else []
+    candidates += [Path(found_on_disk)] if found_on_disk else []
+
+    def progress(folder: Path) -> tuple:
+        state = json.loads((folder / STATE_FILE).read_text())
+        return int(state["global_step"]), bool(state.get("stage_done"))
+
+    return max(candidates, key=progress, default=None)
 
 
 def run_stage(worker: Worker, stage_name: str) -> bool:
@@ -276,7 +293,7 @@ def after_step(worker: Worker, stage: Stage, step: int, metrics: dict) -> None:
                 worker.writer.add_scalar(f"{stage.name}/{key}", value, state["global_step"])
         worker.writer.flush()
     if done or (step + 1) % config.checkpoint.every_steps == 0:
-        state.update(stage=stage.name, step=step + 1, stage_done=done)
+        state.update(stage=stage.name, step=step + 1, stage_done=done, metrics=metrics)
         state["steps_by_stage"][stage.name] = step + 1
         if done:
             state["stages_done"].append(stage.name)
@@ -287,6 +304,20 @@ def after_step(worker: Worker, stage: Stage, step: int, metrics: dict) -> None:
         save_checkpoint(stage.engine, worker.carried, state, metrics, worker.rank)
     elif probing or (step + 1) % config.report_every_steps == 0:
         ray.train.report(metrics)
+
+
+def save_resumed_model(worker: Worker) -> None:
+    """The model of a run that stopped between its last checkpoint and its model save: the checkpoint's weights,
+    saved as a finished run saves them, and its metrics reported again (the driver's final metrics)."""
+    import ray.train
+
+    from raylayers.model import LlavaLayers
+
+    if worker.rank == 0:
+        model = LlavaLayers.build(worker.config.model, worker.tokenizer, seed=worker.config.seed)
+        load_trainable_weights(model, worker.carried)
+        model.save(worker.out / "model", worker.tokenizer, include_lm=True)
+    ray.train.report(dict(worker.state.get("metrics", {})))
 
 
 def finish(worker: Worker) -> None:

@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,72 @@ def test_worker_side_user_errors_are_one_line(tiny_stack, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "stage1: no usable records" in err[0] and "missing" in err[0]
+
+
+def _wait_for(condition, seconds=300):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not condition():
+        time.sleep(0.2)
+    return condition()
+
+
+def test_ctrl_c_stops_ray_says_where_to_resume_and_the_resume_takes_the_newest_whole_checkpoint(tiny_stack, tmp_path):
+    """SIGINT to the process group, as a terminal's Ctrl-C sends it: exit 130, one line naming the newest checkpoint
+    and the resume command, no Ray process left. A newer checkpoint cut short (as an interrupt mid-write leaves one)
+    is passed over: `--resume` starts from the newest whole one on disk, whatever Ray's own record says."""
+    import shutil
+    import subprocess
+    import sys
+
+    import psutil
+
+    from raylayers.config import dump_yaml
+    from raylayers.train.checkpoint import newest_complete
+
+    config = tiny_config(tiny_stack, "stages=[stage1]", "stage1.epochs=12", "checkpoint.every_steps=3",
+                         f"cache.dir={tmp_path / 'cache'}", "data.val=null")
+    (tmp_path / "train.yaml").write_text(dump_yaml(config))
+    out, runs = tmp_path / "run", tmp_path / "run" / "ray" / config.name
+    argv = [sys.executable, "-m", "raylayers.cli", "train", "--config", str(tmp_path / "train.yaml"), "--out", str(out)]
+    env = {**os.environ, "RAYLAYERS_PROGRESS": "0"}
+    driver = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    assert _wait_for(lambda: (newest_complete(runs, 1) or runs / "stage1-step000000").name >= "stage1-step000006")
+    children = psutil.Process(driver.pid).children(recursive=True)
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=180)
+    assert driver.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    newest = newest_complete(runs, 1)
+    assert last == (f"raylayers train: interrupted (SIGINT); newest checkpoint: {newest}; resume with: raylayers "
+                    f"train --config {tmp_path / 'train.yaml'} --out {out} --resume"), err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    _, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, [p.cmdline()[:3] for p in alive]  # the local cluster went with the command
+    partial = Path(shutil.copytree(newest, runs / "stage1-step000999"))
+    state = json.loads((partial / "state.json").read_text())
+    (partial / "state.json").write_text(json.dumps({**state, "step": 999, "global_step": 999}))
+    weights = partial / "weights" / "connector.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    done = subprocess.run(argv + ["--resume"], env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["resumed_from"]["global_step"] == state["global_step"] >= 6
+    assert summary["final_metrics"]["step"] == summary["stages"]["stage1"]["steps"] == 12 * 6
+
+
+def test_a_run_stopped_after_its_last_checkpoint_writes_its_model_on_resume(tiny_stack, tmp_path):
+    """Stopped between the last stage's end checkpoint and the model save: `--resume` trains nothing and writes
+    the model from that checkpoint's weights, with its final metrics."""
+    import shutil
+
+    config = tiny_config(tiny_stack, "stages=[stage1]", "stage1.max_steps=2", f"cache.dir={tmp_path / 'cache'}",
+                         "data.val=null")
+    out = tmp_path / "run"
+    first = run_training(config, out)
+    shutil.rmtree(out / "model")
+    (out / "train_summary.json").unlink()
+    summary = run_training(config, out, resume=True)
+    assert summary["resumed_from"] == {"stage": "stage1", "step": 2, "global_step": 2}
+    assert summary["final_metrics"]["loss"] == first["final_metrics"]["loss"]
+    assert (out / "model" / "raylayers_model.json").is_file()
