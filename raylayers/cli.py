@@ -413,6 +413,9 @@ def interrupted_line(args: argparse.Namespace, argv: list[str], signal_name: str
 def main(argv: list[str] | None = None) -> int:
     from raylayers.interrupts import Interrupted, active, handling_interrupts, stop_ray
 
+    # Ray connects by itself on first use unless told not to; every command starts or joins Ray explicitly
+    # (`init_ray`), and after an interrupt a Tune or Train loop still winding down must not start a new cluster
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)

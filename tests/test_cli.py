@@ -201,3 +201,39 @@ def test_a_demo_whose_search_fails_exits_non_zero_and_does_not_say_finished(tmp_
     assert "cache" in last, last
     assert len(read_results(root / "runs" / "demo" / "search" / "results.parquet")) == 1
     assert (root / "runs" / "demo" / "lrs" / "lrs.json").is_file()  # the steps before the search are kept
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_demo_says_how_to_resume_and_the_resume_finishes_it(tmp_path):
+    """Ctrl-C (SIGINT to the process group) while the demo's first trial trains: exit 130 and the demo's own line
+    (not its search step's) with the command that resumes it; `--resume` keeps the world, encoder and LRS, resumes
+    the search and finishes the demo."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    root = repository_root_copy(tmp_path)
+    demo = [*shlex.split(readme_main_command().split("&&")[-1].strip()), *TINY_DEMO]
+    driver = subprocess.Popen(demo, cwd=root, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    trials = root / "runs" / "demo" / "search" / "trials"
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(trials.glob("*/ray/*/stage1-step*")):
+        time.sleep(0.2)
+    children = psutil.Process(driver.pid).children(recursive=True)
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=180)
+    assert driver.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last == (f"raylayers demo: interrupted (SIGINT); what is done is kept in {root / 'runs' / 'demo'}; "
+                    f"resume with: raylayers {shlex.join(['demo', *TINY_DEMO, '--resume'])}"), err[-3000:]
+    _, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, [p.cmdline()[:3] for p in alive]
+    result = subprocess.run([*demo, "--resume"], cwd=root, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    said = result.stdout
+    assert "[demo 1/4] world" in said and "kept: " in said and "--resume" in said, said[-3000:]
+    assert "2 completed, 0 stopped early, 0 failed" in said and "demo finished in" in said, said[-3000:]
+    assert len(read_results(root / "runs" / "demo" / "search" / "results.parquet")) == 2

@@ -205,6 +205,43 @@ def test_killed_search_resumes_without_rerunning_a_finished_trial(replay, tmp_pa
     assert json.loads((out / "search_summary.json").read_text())["completed"] == 6
 
 
+@pytest.mark.slow
+def test_sigterm_ends_a_search_with_143_and_one_line_and_the_resume_keeps_every_finished_trial(replay, tmp_path):
+    """SIGTERM to the driver alone (as a scheduler or `kill` sends it): exit 143, one line with the trials recorded
+    and the resume command, no Ray process left behind; `--resume` finishes the search without re-running any."""
+    import psutil
+
+    space, _, table = replay
+    out = tmp_path / "out"
+    argv = ["search", "--space", str(space(trials=6)), "--out", str(out), "--objective", f"table:{table}"]
+    env = {**os.environ, "RAYLAYERS_PROGRESS": "0"}
+    driver = subprocess.Popen([sys.executable, "-m", "raylayers.cli", *argv], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(rows_of(out)) < 2:
+        time.sleep(0.2)
+    children = psutil.Process(driver.pid).children(recursive=True)
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143, err[-3000:]
+    before = {r["trial_id"]: r for r in rows_of(out)}
+    last = err.strip().splitlines()[-1]
+    assert last == (f"raylayers search: interrupted (SIGTERM); {len(before)} trial(s) recorded in "
+                    f"{out / 'results.parquet'}; resume with: raylayers {' '.join(argv)} --resume"), err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    _, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, [p.cmdline()[:3] for p in alive]
+    assert 2 <= len(before) < 6 and not (out / "search_summary.json").exists()  # not passed off as finished
+    done = subprocess.run([sys.executable, "-m", "raylayers.cli", *argv, "--resume"], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = rows_of(out)
+    assert len(rows) == 6 and len({r["key"] for r in rows}) == 6
+    for trial_id, row in before.items():
+        again = next(r for r in rows if r["trial_id"] == trial_id)
+        assert again["score"] == row["score"] and again["order"] == row["order"]
+
+
 def tiny_base(stack, path):
     world, encoder = stack / "world", stack / "encoder"
     path.write_text(f"""
