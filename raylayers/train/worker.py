@@ -137,7 +137,27 @@ def setup(loop_config: dict) -> Worker:
                     carried)
     if resume_dir is not None:
         worker.summary["resumed_from"] = {key: state[key] for key in ("stage", "step", "global_step")}
+    record_worker_group(worker)
     return worker
+
+
+def record_worker_group(worker: Worker) -> None:
+    """Which Ray node each rank of this worker group runs on: in the summary (`nodes`, by rank) and, one line per
+    worker group (a restart after a lost worker or node starts a new one), in `worker_groups.jsonl`."""
+    import ray
+    import torch.distributed as dist
+
+    node = ray.get_runtime_context().get_node_id()
+    nodes = [node]
+    if dist.is_available() and dist.is_initialized() and worker.world_size > 1:
+        nodes = [None] * worker.world_size
+        dist.all_gather_object(nodes, node)
+    worker.summary["nodes"] = nodes
+    if worker.rank == 0:
+        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "nodes": nodes,
+                "resumed_from": worker.summary["resumed_from"]}
+        with open(worker.out / "worker_groups.jsonl", "a") as log:
+            log.write(json.dumps(line) + "\n")
 
 
 def resume_folder(checkpoint, found_on_disk: str | None) -> Path | None:
