@@ -68,6 +68,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 TOLERANCE = 0.01  # relative: within 1% of the best
 
 STRATEGIES = {
+    "geometry_asha": ["budget.searcher=geometry", "space.priors=true", "budget.prior_trials=2",
+                      f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
     "lrs_tpe_asha": ["budget.searcher=tpe", "space.priors=true", "budget.prior_trials=2",
                      f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
     "random": ["budget.searcher=random", "budget.grace_period=0"],

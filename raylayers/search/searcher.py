@@ -9,6 +9,11 @@ Two flaws of the stock Ray + Optuna combination are fixed here (ARCHITECTURE.md,
   (the objective for a completed one, PRUNED/FAIL for the others), never launching a trial for it, and asks again;
   when every configuration of an enumerable space has been measured, the search ends.
 The priors (seeded trials, then representative-like draws) go in through Optuna's `enqueue_trial`.
+
+Samplers: `tpe` (Optuna's TPE, with `constant_liar` so that trials running at once are not proposed the same
+region), `random`, and `geometry` (`raylayers.search.geometry`: a Gaussian process over layer points from the LRS;
+its proposal also goes in through `enqueue_trial`, so Optuna's study records every trial either way; a space with a
+continuous hyper-parameter is not enumerable, and there `geometry` falls back to TPE).
 """
 
 from __future__ import annotations
@@ -32,14 +37,15 @@ class LayerSearcher(OptunaSearch):
 
     def __init__(self, layer_space: LayerSpace, hyperparameters: dict, queue: list[Candidate], prior_trials: int,
                  temperature: float, sampler: str = "tpe", seed: int = 0, known: dict | None = None,
-                 space_size: int | None = None, results_path: str | Path | None = None):
+                 space_size: int | None = None, results_path: str | Path | None = None,
+                 candidates: list[Candidate] | None = None):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" per search
         self.layer_space = layer_space
         self.hyperparameters = dict(hyperparameters)
         self.queue = list(queue)  # configurations to try first, in order
-        self.prior_trials = prior_trials if sampler == "tpe" else 0
+        self.prior_trials = prior_trials if sampler in ("tpe", "geometry") else 0
         self.temperature = temperature
         self.rng = random.Random(seed)
         self.known: dict[str, tuple[str, float | None]] = dict(known or {})  # key -> (status, score)
@@ -48,8 +54,17 @@ class LayerSearcher(OptunaSearch):
         self.repeats_answered = 0
         self.results_path = str(results_path) if results_path else None
         self._results_seen = None
-        if sampler == "tpe":
-            optuna_sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, len(queue)))
+        self.model = None
+        if sampler == "geometry" and candidates:
+            from raylayers.search.geometry import ConfigurationGeometry, GeometryModel
+
+            choices = {k: v["choice"] for k, v in self.hyperparameters.items() if "choice" in v}
+            self.model = GeometryModel(ConfigurationGeometry(layer_space, choices), candidates)
+        if sampler in ("tpe", "geometry"):
+            # constant_liar: running trials count as bad results, so two trials at once are not drawn alike and the
+            # start is not flooded with independent draws (Ray issue #52535)
+            optuna_sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, len(queue)),
+                                                        constant_liar=True)
         else:
             optuna_sampler = optuna.samplers.RandomSampler(seed=seed)
         super().__init__(space=self._define, metric="score", mode="max", sampler=optuna_sampler)
@@ -164,6 +179,22 @@ class LayerSearcher(OptunaSearch):
                     params = {k: v for k, v in params.items() if k not in self.hyperparameters}
                     self._ot_study.enqueue_trial(params, skip_if_exists=False)
                     return
+        if self.model is not None:
+            candidate = self.model.propose(self.observations(), list(self.pending.values()),
+                                           set(self.known) | set(self.pending.values()))
+            if candidate is not None:
+                self._ot_study.enqueue_trial(self.params_of(candidate), skip_if_exists=False)
+
+    def observations(self) -> dict[str, float]:
+        """What the geometry model learns from: completed scores, and each pruned configuration at the lowest
+        completed score (ASHA stopped it below its rung's median; its partial score is not comparable)."""
+        completed = {k: float(s) for k, (status, s) in self.known.items() if status == "completed" and s is not None}
+        floor = min(completed.values(), default=None)
+        if floor is not None:
+            for key, (status, _) in self.known.items():
+                if status == "pruned" and self.model is not None and key in self.model.index:
+                    completed.setdefault(key, floor)
+        return {k: v for k, v in completed.items() if self.model is None or k in self.model.index}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if self.metric in result and trial_id in self._ot_trials and not result.get("final"):
