@@ -45,7 +45,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
+import itertools
 import json
 import math
 import os
@@ -72,10 +74,130 @@ STRATEGIES = {
                       f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
     "lrs_tpe_asha": ["budget.searcher=tpe", "space.priors=true", "budget.prior_trials=2",
                      f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
+    # stock Ray Tune: OptunaSearch (TPE, default settings) + ASHAScheduler on the same rungs; BOHB (TuneBOHB +
+    # the same rungs); the space and scheduler come from `stock_search` (the overrides only set the budget)
+    "stock_tpe_asha": ["budget.searcher=tpe", f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
+    "bohb": ["budget.searcher=tpe", f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
     "random": ["budget.searcher=random", "budget.grace_period=0"],
     "grid": ["budget.searcher=grid", "budget.grace_period=0"],
 }
-GRID_SEEDS = 2  # grid ignores the seed: two runs show it
+STOCK = ("stock_tpe_asha", "bohb")
+GRID_SEEDS = 1  # grid ignores the seed: it runs once
+
+
+# ================================================================================================ stock baselines
+def bohb_available() -> bool:
+    try:
+        import ConfigSpace  # noqa: F401
+        import hpbandster  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class KeyedSearcher:
+    """A stock Tune searcher whose configurations are turned into ours (layers, connector, key) for the trial."""
+
+    def __init__(self, inner, translate):
+        self.inner, self.translate = inner, translate
+
+    def __getattr__(self, name):  # everything else (on_pause, save, properties...) is the stock searcher's
+        return getattr(self.inner, name)
+
+    def suggest(self, trial_id: str):
+        config = self.inner.suggest(trial_id)
+        return self.translate(config) if isinstance(config, dict) else config
+
+
+def stock_search(strategy: str, seed: int):
+    """The search_factory of a stock baseline: (searcher, scheduler) as a Tune user would write them."""
+
+    def factory(config, layer_space, candidates):
+        from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.search import Searcher
+
+        from raylayers.search.searcher import define_configuration
+        from raylayers.search.space import Candidate
+
+        def keyed(c: dict) -> dict:
+            candidate = Candidate(tuple(sorted(int(x) for x in c["layers"])), c["connector"])
+            return {"layers": list(candidate.layers), "connector": candidate.connector, "hyperparameters": {},
+                    "key": candidate.key}
+
+        scheduler = ASHAScheduler(time_attr="global_step", metric="score", mode="max",
+                                  grace_period=config.budget.grace_period,
+                                  reduction_factor=config.budget.reduction_factor, max_t=CURVE_STEPS[-1])
+        if strategy == "stock_tpe_asha":
+            from ray.tune.search.optuna import OptunaSearch
+
+            inner = OptunaSearch(space=functools.partial(define_configuration, space=layer_space, hyperparameters={}),
+                                 metric="score", mode="max", seed=seed)
+        else:
+            # bohb: TuneBOHB over a flat categorical space (which groups, a layer per group, a connector), with the
+            # same ASHA rungs. Not HyperBandForBOHB: it pauses trials at its milestones and resumes them from their
+            # checkpoints; a replay trial writes none, and in a trial run 39 of 40 trials ended paused, unmeasured.
+            from ray import tune
+            from ray.tune.search.bohb import TuneBOHB
+
+            shapes = ["+".join(names) for n in layer_space.num_layers
+                      for names in itertools.combinations(layer_space.groups, n)] \
+                if layer_space.one_per_group else [g for g in layer_space.groups]
+            space = {"shape": tune.choice(shapes),
+                     **{f"layer_{g}": tune.choice(members) for g, members in layer_space.groups.items()},
+                     "fusion_connector": tune.choice(layer_space.fusion_connectors or ["none"])}
+            inner = TuneBOHB(space=space, metric="score", mode="max", seed=seed)
+
+            def flat(c: dict) -> dict:
+                names = c["shape"].split("+")
+                connector = layer_space.single_connectors[0] if len(names) == 1 else c["fusion_connector"]
+                return keyed({"layers": [c[f"layer_{g}"] for g in names], "connector": connector})
+
+            return _as_searcher(KeyedSearcher(inner, flat), Searcher), scheduler
+        return _as_searcher(KeyedSearcher(inner, keyed), Searcher), scheduler
+
+    return factory
+
+
+def _as_searcher(keyed: KeyedSearcher, base):
+    """KeyedSearcher as a subclass of Tune's Searcher (Tune checks the type), still delegating to the stock one."""
+
+    class Keyed(base):
+        def __init__(self):  # no Searcher.__init__: metric, mode and the rest are the stock searcher's
+            pass
+
+        def __getattr__(self, name):
+            return getattr(keyed.inner, name)
+
+        def set_search_properties(self, metric, mode, config, **spec):
+            return keyed.inner.set_search_properties(metric, mode, config, **spec)
+
+        def suggest(self, trial_id):
+            return keyed.suggest(trial_id)
+
+        def on_trial_result(self, trial_id, result):
+            return keyed.inner.on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            return keyed.inner.on_trial_complete(trial_id, result, error)
+
+        def set_max_concurrency(self, max_concurrent):
+            return keyed.inner.set_max_concurrency(max_concurrent)
+
+        def save(self, checkpoint_path):
+            return keyed.inner.save(checkpoint_path)
+
+        def restore(self, checkpoint_path):
+            return keyed.inner.restore(checkpoint_path)
+
+        @property
+        def metric(self):
+            return keyed.inner.metric
+
+        @property
+        def mode(self):
+            return keyed.inner.mode
+
+    return Keyed()
 
 
 # ================================================================================================ runs
@@ -112,7 +234,8 @@ def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: b
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
-                             overrides=overrides, stopper=stopper)  # also written to out/search_summary.json
+                             overrides=overrides, stopper=stopper,
+                             search_factory=stock_search(strategy, seed) if strategy in STOCK else None)
     seconds = time.perf_counter() - started
     rows = sorted(read_results(out / "results.parquet"), key=lambda r: r["order"])
     reached, trials, steps = progress_to_target(rows, table["threshold"])
@@ -253,8 +376,12 @@ def plot(runs: list[dict], tables: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(tables)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 4.2), squeeze=False)
-    for ax, table in zip(axes[0], names):
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.4 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, table in zip(axes.flat, names):
         budget = tables[table]["trials"]
         nr_level = budget * 1.12
         strategies = [s for s in STRATEGIES if any(r["table"] == table and r["strategy"] == s for r in runs)]
@@ -289,8 +416,9 @@ def plot(runs: list[dict], tables: dict, path: Path) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per strategy (0..N-1; grid: at most 2)")
-    parser.add_argument("--tables", default="paper_single_layer,fusion_near_reps,fusion_adversarial")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--tables", default="paper_single_layer,paper_single_vision_centric,paper_single_hallucination,"
+                                            "fusion_near_reps,fusion_adversarial,fusion_four_connectors")
+    parser.add_argument("--strategies", default="geometry_asha,stock_tpe_asha,bohb,random,grid")
     parser.add_argument("--parallel", type=int, default=2,
                         help="searches at once (extra drivers on the same Ray cluster; each search is sequential)")
     parser.add_argument("--full-budget", action="store_true",
@@ -345,7 +473,6 @@ def save_results(args: argparse.Namespace, tables: dict, runs: list[dict], summa
     import ray
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(runs, {t: tables[t] for t in args.tables.split(",")}, RESULTS / "search_efficiency.png")
     text = io.StringIO()
     print_summary(summary, text)
     payload = {
@@ -363,6 +490,7 @@ def save_results(args: argparse.Namespace, tables: dict, runs: list[dict], summa
         "summary": summary, "summary_text": text.getvalue(), "runs": runs,
     }
     (RESULTS / "search_efficiency.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    plot(runs, {t: tables[t] for t in args.tables.split(",")}, RESULTS / "search_efficiency.png")
     print(f"wrote {RESULTS / 'search_efficiency.json'} and {RESULTS / 'search_efficiency.png'}")
 
 
@@ -381,6 +509,12 @@ def main() -> None:
     started = time.perf_counter()
     git_at_start = git_state()
     tables = build_tables(TABLES, ROOT, TOLERANCE)
+    strategies = args.strategies.split(",")
+    if "bohb" in strategies and not bohb_available():
+        print("skipping bohb: hpbandster and ConfigSpace are not installed (pip install hpbandster ConfigSpace)",
+              flush=True)
+        strategies.remove("bohb")
+        args.strategies = ",".join(strategies)
     for name, t in tables.items():
         print(f"table {name}: {t['space_size']} configurations in the space, best {t['best_key']} "
               f"{t['best_score']:.4f}, {len(t['within_1pct'])} within 1% (>= {t['threshold']:.4f}), "

@@ -23,6 +23,7 @@ import pickle
 import random
 from pathlib import Path
 
+import numpy as np
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -30,6 +31,31 @@ from raylayers.search.space import Candidate, LayerSpace, prior_sample
 
 MAX_REPEATS_PER_SUGGESTION = 200
 COUNTERS_FILE = "searcher.json"
+
+
+def define_configuration(trial, space: LayerSpace, hyperparameters: dict) -> dict:
+    """Optuna define-by-run: a configuration of the space (the number of layers, then its groups and layers)."""
+    n = trial.suggest_categorical("num_layers", space.num_layers)
+    if n == 1:
+        layers = (trial.suggest_categorical("layer", space.layers),)
+        connector = trial.suggest_categorical("single_connector", space.single_connectors)
+    else:
+        if space.one_per_group:
+            combos = ["+".join(names) for names in itertools.combinations(space.groups, n)]
+            names = trial.suggest_categorical(f"groups_{n}", combos).split("+")
+            layers = tuple(sorted(trial.suggest_categorical(f"layer_{g}", space.groups[g]) for g in names))
+        else:
+            sets = [",".join(map(str, s)) for s in space.layer_sets(n)]
+            layers = tuple(int(x) for x in trial.suggest_categorical(f"layers_{n}", sets).split(","))
+        connector = trial.suggest_categorical("fusion_connector", space.fusion_connectors)
+    values = {}
+    for key, spec in hyperparameters.items():
+        kind, bounds = next(iter(spec.items()))
+        if kind == "choice":
+            values[key] = trial.suggest_categorical(key, bounds)
+        else:
+            values[key] = trial.suggest_float(key, bounds[0], bounds[1], log=kind == "log_uniform")
+    return {"layers": list(layers), "connector": connector, "hyperparameters": values}
 
 
 class LayerSearcher(OptunaSearch):
@@ -50,6 +76,7 @@ class LayerSearcher(OptunaSearch):
         self.rng = random.Random(seed)
         self.known: dict[str, tuple[str, float | None]] = dict(known or {})  # key -> (status, score)
         self.pending: dict[str, str] = {}  # trial id -> key
+        self.curves: dict[str, dict[int, float]] = {}  # key -> {step: intermediate score} (the geometry model's)
         self.space_size = space_size
         self.repeats_answered = 0
         self.results_path = str(results_path) if results_path else None
@@ -71,28 +98,7 @@ class LayerSearcher(OptunaSearch):
 
     # ---------------------------------------------------------------------------------------------- the space
     def _define(self, trial) -> dict:
-        space = self.layer_space
-        n = trial.suggest_categorical("num_layers", space.num_layers)
-        if n == 1:
-            layers = (trial.suggest_categorical("layer", space.layers),)
-            connector = trial.suggest_categorical("single_connector", space.single_connectors)
-        else:
-            if space.one_per_group:
-                combos = ["+".join(names) for names in itertools.combinations(space.groups, n)]
-                names = trial.suggest_categorical(f"groups_{n}", combos).split("+")
-                layers = tuple(sorted(trial.suggest_categorical(f"layer_{g}", space.groups[g]) for g in names))
-            else:
-                sets = [",".join(map(str, s)) for s in space.layer_sets(n)]
-                layers = tuple(int(x) for x in trial.suggest_categorical(f"layers_{n}", sets).split(","))
-            connector = trial.suggest_categorical("fusion_connector", space.fusion_connectors)
-        values = {}
-        for key, spec in self.hyperparameters.items():
-            kind, bounds = next(iter(spec.items()))
-            if kind == "choice":
-                values[key] = trial.suggest_categorical(key, bounds)
-            else:
-                values[key] = trial.suggest_float(key, bounds[0], bounds[1], log=kind == "log_uniform")
-        return {"layers": list(layers), "connector": connector, "hyperparameters": values}
+        return define_configuration(trial, self.layer_space, self.hyperparameters)
 
     def params_of(self, candidate: Candidate) -> dict:
         """Optuna parameters that make `_define` return this configuration."""
@@ -186,17 +192,32 @@ class LayerSearcher(OptunaSearch):
                 self._ot_study.enqueue_trial(self.params_of(candidate), skip_if_exists=False)
 
     def observations(self) -> dict[str, float]:
-        """What the geometry model learns from: completed scores, and each pruned configuration at the lowest
-        completed score (ASHA stopped it below its rung's median; its partial score is not comparable)."""
+        """What the geometry model learns from: completed scores, and each pruned configuration's last intermediate
+        score extrapolated to a final one by the median ratio final / score-at-that-step of the completed trials
+        that passed the same step (ASHA stopped it at a rung; its partial score is on another scale). A pruned one
+        without such a ratio (or whose curve a resume lost) counts at the lowest completed score."""
         completed = {k: float(s) for k, (status, s) in self.known.items() if status == "completed" and s is not None}
         floor = min(completed.values(), default=None)
+        observed = dict(completed)
         if floor is not None:
             for key, (status, _) in self.known.items():
-                if status == "pruned" and self.model is not None and key in self.model.index:
-                    completed.setdefault(key, floor)
-        return {k: v for k, v in completed.items() if self.model is None or k in self.model.index}
+                if status != "pruned":
+                    continue
+                curve = self.curves.get(key) or {}
+                estimate = floor
+                if curve:
+                    step = max(curve)
+                    ratios = [completed[k] / self.curves[k][step] for k in completed
+                              if step in self.curves.get(k, {}) and self.curves[k][step] > 0]
+                    if ratios:
+                        estimate = float(np.median(ratios)) * curve[step]
+                observed[key] = estimate
+        return {k: v for k, v in observed.items() if self.model is None or k in self.model.index}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        key = self.pending.get(trial_id)
+        if key is not None and result.get(self.metric) is not None and not result.get("final"):
+            self.curves.setdefault(key, {})[int(result.get("global_step") or 0)] = float(result[self.metric])
         if self.metric in result and trial_id in self._ot_trials and not result.get("final"):
             super().on_trial_result(trial_id, result)
 
@@ -236,7 +257,7 @@ class LayerSearcher(OptunaSearch):
             write_text_atomic(Path(self.results_path).with_name(COUNTERS_FILE), json.dumps(self.counters()) + "\n")
 
     # ---------------------------------------------------------------------------------------------- state
-    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered")
+    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered", "curves")
 
     def save(self, checkpoint_path: str) -> None:
         """One file holding OptunaSearch's state and ours (Tune renames only the file it asked for)."""
