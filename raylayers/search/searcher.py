@@ -79,6 +79,10 @@ class LayerSearcher(OptunaSearch):
         self.curves: dict[str, dict[int, float]] = {}  # key -> {step: intermediate score} (the geometry model's)
         self.space_size = space_size
         self.repeats_answered = 0
+        # where each launched trial came from: the queue (seeded priors, or random/grid's order), a prior draw, the
+        # geometry model, or the Optuna sampler itself (TPE's own proposals and its random start-up)
+        self.proposals = {"queued": 0, "prior": 0, "model": 0, "sampler": 0}
+        self._source = "sampler"
         self.results_path = str(results_path) if results_path else None
         self._results_seen = None
         self.model = None
@@ -141,6 +145,7 @@ class LayerSearcher(OptunaSearch):
             key = candidate.key
             if key not in self.known and key not in self.pending.values():
                 self.pending[trial_id] = key
+                self.proposals[self._source] += 1
                 return {**config, "key": key}
             # A repeat: answer it from what was measured, launch nothing, ask again.
             ot_trial = self._ot_trials.pop(trial_id)
@@ -171,10 +176,12 @@ class LayerSearcher(OptunaSearch):
         self._results_seen = stamp
 
     def _enqueue_next(self) -> None:
+        self._source = "sampler"
         while self.queue:
             candidate = self.queue.pop(0)
             if candidate.key not in self.known and candidate.key not in self.pending.values():
                 self._ot_study.enqueue_trial(self.params_of(candidate), skip_if_exists=False)
+                self._source = "queued"
                 return
         if self.prior_trials > 0:
             self.prior_trials -= 1
@@ -184,12 +191,14 @@ class LayerSearcher(OptunaSearch):
                     params = self.params_of(candidate)
                     params = {k: v for k, v in params.items() if k not in self.hyperparameters}
                     self._ot_study.enqueue_trial(params, skip_if_exists=False)
+                    self._source = "prior"
                     return
         if self.model is not None:
             candidate = self.model.propose(self.observations(), list(self.pending.values()),
                                            set(self.known) | set(self.pending.values()))
             if candidate is not None:
                 self._ot_study.enqueue_trial(self.params_of(candidate), skip_if_exists=False)
+                self._source = "model"
 
     def observations(self) -> dict[str, float]:
         """What the geometry model learns from: completed scores, and each pruned configuration's last intermediate
@@ -244,7 +253,8 @@ class LayerSearcher(OptunaSearch):
     # ---------------------------------------------------------------------------------------------- counters
     def counters(self) -> dict:
         """What the searcher did beyond launching trials (the search summary reports it)."""
-        return {"repeats_answered": self.repeats_answered, "configurations_known": len(self.known)}
+        return {"repeats_answered": self.repeats_answered, "configurations_known": len(self.known),
+                "proposals": dict(self.proposals)}
 
     def _write_counters(self) -> None:
         """Keep `searcher.json` beside the results table current: whichever instance runs (a resumed search restores
@@ -257,7 +267,7 @@ class LayerSearcher(OptunaSearch):
             write_text_atomic(Path(self.results_path).with_name(COUNTERS_FILE), json.dumps(self.counters()) + "\n")
 
     # ---------------------------------------------------------------------------------------------- state
-    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered", "curves")
+    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered", "curves", "proposals")
 
     def save(self, checkpoint_path: str) -> None:
         """One file holding OptunaSearch's state and ours (Tune renames only the file it asked for)."""

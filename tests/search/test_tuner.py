@@ -312,3 +312,20 @@ def test_a_stopper_ends_the_search_at_its_target_and_the_target_trial_is_recorde
     assert rows[-1]["status"] == "completed" and rows[-1]["score"] == pytest.approx(0.8)
     assert summary["best"]["layers"] == [4] and summary["trials"] == 3
     assert summary["searcher"]["configurations_known"] == 3
+
+
+@pytest.mark.slow
+def test_geometry_with_two_trials_at_once_proposes_no_configuration_twice_and_no_random_start(replay, tmp_path):
+    """Concurrency 2 through real Tune on a replay table: every trial a different configuration, the first ones the
+    queued priors (penultimate 5, representatives 1 and 4) and at most budget.prior_trials draws, then only the
+    geometry model's proposals (no start-up trials from the sampler)."""
+    space, _, table = replay
+    out = tmp_path / "out"
+    summary = run_search(space(trials=6, concurrency=2, searcher="geometry"), out, objective=f"table:{table}")
+    rows = sorted(rows_of(out), key=lambda r: r["order"])
+    assert len(rows) == 6 and len({r["key"] for r in rows}) == 6
+    assert {tuple(r["layers"]) for r in rows[:2]} <= {(5,), (1,), (4,)}
+    proposals = summary["searcher"]["proposals"]
+    assert proposals["queued"] == 3 and proposals["prior"] <= 2 and proposals["sampler"] == 0
+    assert sum(proposals.values()) == 6 and summary["searcher"]["repeats_answered"] == 0
+    assert summary["best"]["layers"] == [4]
