@@ -6,7 +6,7 @@ learning curve. Its format (DESIGN.md): a row per configuration and step with `l
 tables and LRS files here, with the same functions:
 - `write_lrs`: an `lrs.json` as `raylayers lrs` writes it (groups, representatives, a similarity matrix from a rule);
 - `write_table`: rows to a Parquet replay table; `single_layer_table`: the tests' small table (layer 4 is best);
-- `build_tables`: the benchmark's three tables, their space files and lrs.json, each described (its best
+- `build_tables`: the benchmark's six tables, their space files and lrs.json, each described (its best
   configuration, which ones are within the tolerance of it).
 
 The benchmark's tables (built deterministically, the same bytes on every machine, into benchmarks/tables/, with
@@ -32,6 +32,16 @@ their space files and lrs.json):
    the odd shallow layers 1-11, the even middle layers 14-20 and all deep layers 21-24 (14 layers, 334
    configurations: 14 singles, 128 pairs, 192 triples), budget.trials 40, so grid (singles first, then pairs, then
    triples) cannot reach a triple within the budget.
+3. paper_single_vision_centric and paper_single_hallucination: the same 24 single layers, objective
+   (1 - w) x the paper's score above (OCR) + w x a synthetic category curve base + height exp(-(l - peak)^2 /
+   (2 width^2)) (the paper's Fig. 1b has no per-layer vision-centric or hallucination figures): vision-centric
+   0.25 + 0.20 at peak 16, width 2.5, w 0.65 (best layer 16); hallucination 0.30 + 0.20 at peak 12, width 3,
+   w 0.70 (best layer 13). Every row carries score_ocr, score_vision_centric, score_hallucination and score_general
+   (0.30 + 0.10 at peak 20, width 4), so a search's per-category recommendation has four categories to rank.
+4. fusion_four_connectors: as the fusion surfaces above with peaks 7 / 16 / 22 (the shallow peak 4 layers from the
+   shallow representative 3), a sharper, higher shallow term (amplitude 0.04, width 2.5) and four fusion connectors
+   (concat 0, dense_sci +0.002, dense_dci -0.003, mmfuser +0.005): 14 singles + 4 x 320 fusions = 1294
+   configurations, budget.trials 40.
 LRS (all tables): groups shallow 1-12, middle 13-20, deep 21-24 with representatives 3, 18, 23 (the paper); a block
 similarity matrix: 1 - 0.03 |i - j| within a group, 0.1 between shallow and the others, 0.45 between middle and deep.
 """
