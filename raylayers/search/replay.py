@@ -40,7 +40,7 @@ their space files and lrs.json):
    (0.30 + 0.10 at peak 20, width 4), so a search's per-category recommendation has four categories to rank.
 4. fusion_four_connectors: as the fusion surfaces above with peaks 7 / 16 / 22 (the shallow peak 4 layers from the
    shallow representative 3), a sharper, higher shallow term (amplitude 0.04, width 2.5) and four fusion connectors
-   (concat 0, dense_sci +0.002, dense_dci -0.003, mmfuser +0.005): 14 singles + 4 x 320 fusions = 1294
+   (concat 0, dense_sci +0.002, dense_dci -0.003, mmfuser +0.005): 14 singles + 4 x 160 fusions = 654
    configurations, budget.trials 40.
 LRS (all tables): groups shallow 1-12, middle 13-20, deep 21-24 with representatives 3, 18, 23 (the paper); a block
 similarity matrix: 1 - 0.03 |i - j| within a group, 0.1 between shallow and the others, 0.45 between middle and deep.
