@@ -598,7 +598,7 @@ def main() -> None:
         print(f"table {name}: {t['space_size']} configurations in the space, best {t['best_key']} "
               f"{t['best_score']:.4f}, {len(t['within_1pct'])} within 1% (>= {t['threshold']:.4f}), "
               f"budget {t['trials']} trials", flush=True)
-    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
              log_to_driver=False, runtime_env={"worker_process_setup_hook": preimport})
     quiet_ray_loggers()
     plan = plan_runs(args.tables.split(","), args.strategies.split(","), args.seeds)
