@@ -96,3 +96,21 @@ def test_a_pruned_trial_counts_at_its_rung_score_extrapolated_by_the_completed_o
     observed = searcher.observations()
     assert observed[key] == pytest.approx(0.10 * 2.0)  # the median ratio final / rung score is 2
     assert searcher.known[key][0] == "pruned"
+
+
+def test_a_restored_geometry_searcher_goes_on_where_the_saved_one_would(paper_space, tmp_path):
+    """Resume: the saved state (what is known, the curves, the draws left) gives the restored searcher the same next
+    proposal as the one that was saved, and it proposes nothing measured before."""
+    def score(layer):
+        return 0.3 + 0.01 * layer
+
+    searcher = searcher_of(paper_space, seed=1)
+    for number in range(7):
+        layer = searcher.suggest(f"t{number}")["layers"][0]
+        searcher.on_trial_complete(f"t{number}", {"score": score(layer), "final": True})
+    searcher.save(str(tmp_path / "state.pkl"))
+    fresh = searcher_of(paper_space, seed=1)
+    fresh.restore(str(tmp_path / "state.pkl"))
+    assert fresh.known == searcher.known and len(fresh.known) == 7
+    following = fresh.suggest("t7")["key"]
+    assert following == searcher.suggest("t7")["key"] and following not in searcher.known
