@@ -1,29 +1,43 @@
-"""Search efficiency on replay tables: LRS-seeded TPE + ASHA against random search and grid search.
+"""Search efficiency on replay tables: the geometry searcher against stock Ray Tune + Optuna + ASHA, BOHB, random, grid.
 
     .venv/bin/python benchmarks/search_efficiency.py                      # 20 seeds, every table and strategy
     .venv/bin/python benchmarks/search_efficiency.py --seeds 2 --no-save  # quick look
+    .venv/bin/python benchmarks/search_efficiency.py --plot-only          # figures and comparison from the saved runs
 
-Every run is a real `raylayers.search.tuner.run_search` (Ray Tune + the raylayers searcher + ASHA) with
+Every run is a real `raylayers.search.tuner.run_search` (Ray Tune, a searcher, ASHA) with
 `--objective table:FILE.parquet`: a trial replays a measured (or synthetic) learning curve instead of training.
-Strategies (overrides on the table's space file; every search runs one trial at a time, budget.concurrency 1):
-- lrs_tpe_asha: budget.searcher=tpe with the LRS priors (space.priors true: the seeded trials of
-  `raylayers.search.space.seeded_candidates`, i.e. the penultimate layer, each representative alone and their concat,
-  then budget.prior_trials=2 representative-like draws, then TPE; the seeded order actually used is saved per table),
-  ASHA with budget.grace_period = the first curve step (1000) and budget.reduction_factor=3, so the rungs are 1000,
-  3000 and 9000 steps, exactly the table's curve steps;
+Strategies (overrides on the table's space file; every search runs one trial at a time, budget.concurrency 1), all
+with ASHA at budget.grace_period = the first curve step (1000) and reduction factor 3 (rungs 1000, 3000, 9000: the
+tables' curve steps) except random and grid:
+- geometry_asha: budget.searcher=geometry, the LRS priors (the seeded trials of
+  `raylayers.search.space.seeded_candidates`, i.e. the penultimate layer, each representative alone and their
+  concat, then budget.prior_trials=2 representative-like draws), then the Gaussian process over layer points
+  (`raylayers.search.geometry`);
+- lrs_tpe_asha: the previous default, budget.searcher=tpe with the same priors, then TPE (not in the default run);
+- stock_tpe_asha: what a Tune user writes: `OptunaSearch` with default settings (TPE, seeded) over the same
+  define-by-run space (`raylayers.search.searcher.define_configuration`), `ASHAScheduler`; no priors, no repeat
+  check (a repeated configuration is trained again and counted), an ASHA-stopped trial told to Optuna as complete;
+- bohb: `TuneBOHB` (hpbandster, ConfigSpace; skipped with a printed line when absent) over a flat categorical space
+  (which groups, a layer per group, a fusion connector) with the same ASHA rungs; not `HyperBandForBOHB`, which pauses
+  trials and resumes them from checkpoints that a replay trial does not write (in a trial run 39 of 40 trials ended
+  paused and unmeasured);
 - random: budget.searcher=random (the space shuffled by the seed, no repeats), no early stopping;
-- grid: budget.searcher=grid (every configuration in the space's order), no early stopping. The order does not
-  depend on the seed: grid runs for two seeds only, to show that, and its statistics are over those two runs.
+- grid: budget.searcher=grid (every configuration in the space's order), no early stopping; it ignores the seed, so
+  it runs once. The exhaustive sweep of the comparison (every configuration trained in full, the paper's way) is not
+  run: it costs the space's size x 9000 steps by construction.
 
 Metrics of a run, over its trials in finish order (`order`): the number of trials finished up to and including the
 first *completed* trial whose score is within 1% (relative) of the best final score of the space's configurations
 in the table, and the training steps spent until then (the sum of `steps_trained` of those trials; a trial stopped
 by ASHA counts the steps it ran). A run that never gets there within its budget is "not reached". Per strategy and
 table: median, 25th and 75th percentiles, min and max over the seeds, with "not reached" counted as infinitely
-late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached.
+late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached;
+and the steps with a not-reached run counted as the steps of its full budget (the comparison's figure: median steps
+of each strategy over ours, and the exhaustive sweep's over ours).
 
-Runtime: a replayed trial costs ~1-6 s here (a new Tune actor per trial; more when the machine is busy), so by
-default (1) a search is stopped once it has reached the target (a Tune `Stopper`,
+Runtime: a replayed trial cost ~1-6 s with a new Tune actor per trial; replay searches now reuse actors
+(`reuse_actors`, a fraction of a second per trial), and by default (1) a search is stopped once it has reached
+the target (a Tune `Stopper`,
 `raylayers.search.tuner.StopAtScore`: the trial that reached it is the last one; trials run one at a time and the
 searcher never looks ahead, so the prefix that the metrics read is the same as with the full budget; the per-run
 counts of trials, pruned trials and steps then cover only that prefix; `--full-budget` runs every search to its
@@ -34,18 +48,23 @@ what a search does.
 
 Tables: `raylayers.search.replay.build_tables` writes them, deterministically, into benchmarks/tables/ with their
 space files and lrs.json (paper_single_layer: the paper's single-layer finals with synthetic learning curves;
-fusion_near_reps and fusion_adversarial: synthetic fusion surfaces); how each is built is that module's docstring.
+paper_single_vision_centric and paper_single_hallucination: the paper's OCR score weighed against a synthetic
+category curve, best at layers 16 and 13; fusion_near_reps, fusion_adversarial and fusion_four_connectors: synthetic
+fusion surfaces); how each is built is that module's docstring.
 
 Ray is started once (2 CPUs) and every search reuses it; each search writes to a temporary folder that is removed.
 Results: benchmarks/results/search_efficiency.json (the command, seeds, budgets, tables, versions, wall time, every
-run's trial sequence and the summary) and benchmarks/results/search_efficiency.png (box plots of trials-to-1%).
+run's trial sequence, the summary and the comparison), benchmarks/results/search_efficiency.png (box plots of
+trials-to-1%) and search_efficiency_steps.png (of steps-to-1%).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
+import itertools
 import json
 import math
 import os
@@ -68,12 +87,134 @@ RESULTS = ROOT / "benchmarks" / "results"
 TOLERANCE = 0.01  # relative: within 1% of the best
 
 STRATEGIES = {
+    "geometry_asha": ["budget.searcher=geometry", "space.priors=true", "budget.prior_trials=2",
+                      f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
     "lrs_tpe_asha": ["budget.searcher=tpe", "space.priors=true", "budget.prior_trials=2",
                      f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
+    # stock Ray Tune: OptunaSearch (TPE, default settings) + ASHAScheduler on the same rungs; BOHB (TuneBOHB +
+    # the same rungs); the space and scheduler come from `stock_search` (the overrides only set the budget)
+    "stock_tpe_asha": ["budget.searcher=tpe", f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
+    "bohb": ["budget.searcher=tpe", f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
     "random": ["budget.searcher=random", "budget.grace_period=0"],
     "grid": ["budget.searcher=grid", "budget.grace_period=0"],
 }
-GRID_SEEDS = 2  # grid ignores the seed: two runs show it
+STOCK = ("stock_tpe_asha", "bohb")
+GRID_SEEDS = 1  # grid ignores the seed: it runs once
+
+
+# ================================================================================================ stock baselines
+def bohb_available() -> bool:
+    try:
+        import ConfigSpace  # noqa: F401
+        import hpbandster  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class KeyedSearcher:
+    """A stock Tune searcher whose configurations are turned into ours (layers, connector, key) for the trial."""
+
+    def __init__(self, inner, translate):
+        self.inner, self.translate = inner, translate
+
+    def __getattr__(self, name):  # everything else (on_pause, save, properties...) is the stock searcher's
+        return getattr(self.inner, name)
+
+    def suggest(self, trial_id: str):
+        config = self.inner.suggest(trial_id)
+        return self.translate(config) if isinstance(config, dict) else config
+
+
+def stock_search(strategy: str, seed: int):
+    """The search_factory of a stock baseline: (searcher, scheduler) as a Tune user would write them."""
+
+    def factory(config, layer_space, candidates):
+        from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.search import Searcher
+
+        from raylayers.search.searcher import define_configuration
+        from raylayers.search.space import Candidate
+
+        def keyed(c: dict) -> dict:
+            candidate = Candidate(tuple(sorted(int(x) for x in c["layers"])), c["connector"])
+            return {"layers": list(candidate.layers), "connector": candidate.connector, "hyperparameters": {},
+                    "key": candidate.key}
+
+        scheduler = ASHAScheduler(time_attr="global_step", metric="score", mode="max",
+                                  grace_period=config.budget.grace_period,
+                                  reduction_factor=config.budget.reduction_factor, max_t=CURVE_STEPS[-1])
+        if strategy == "stock_tpe_asha":
+            from ray.tune.search.optuna import OptunaSearch
+
+            inner = OptunaSearch(space=functools.partial(define_configuration, space=layer_space, hyperparameters={}),
+                                 metric="score", mode="max", seed=seed)
+        else:
+            # bohb: TuneBOHB over a flat categorical space (which groups, a layer per group, a connector), with the
+            # same ASHA rungs. Not HyperBandForBOHB: it pauses trials at its milestones and resumes them from their
+            # checkpoints; a replay trial writes none, and in a trial run 39 of 40 trials ended paused, unmeasured.
+            from ray import tune
+            from ray.tune.search.bohb import TuneBOHB
+
+            shapes = ["+".join(names) for n in layer_space.num_layers
+                      for names in itertools.combinations(layer_space.groups, n)] \
+                if layer_space.one_per_group else [g for g in layer_space.groups]
+            space = {"shape": tune.choice(shapes),
+                     **{f"layer_{g}": tune.choice(members) for g, members in layer_space.groups.items()},
+                     "fusion_connector": tune.choice(layer_space.fusion_connectors or ["none"])}
+            inner = TuneBOHB(space=space, metric="score", mode="max", seed=seed)
+
+            def flat(c: dict) -> dict:
+                names = c["shape"].split("+")
+                connector = layer_space.single_connectors[0] if len(names) == 1 else c["fusion_connector"]
+                return keyed({"layers": [c[f"layer_{g}"] for g in names], "connector": connector})
+
+            return _as_searcher(KeyedSearcher(inner, flat), Searcher), scheduler
+        return _as_searcher(KeyedSearcher(inner, keyed), Searcher), scheduler
+
+    return factory
+
+
+def _as_searcher(keyed: KeyedSearcher, base):
+    """KeyedSearcher as a subclass of Tune's Searcher (Tune checks the type), still delegating to the stock one."""
+
+    class Keyed(base):
+        def __init__(self):  # no Searcher.__init__: metric, mode and the rest are the stock searcher's
+            pass
+
+        def __getattr__(self, name):
+            return getattr(keyed.inner, name)
+
+        def set_search_properties(self, metric, mode, config, **spec):
+            return keyed.inner.set_search_properties(metric, mode, config, **spec)
+
+        def suggest(self, trial_id):
+            return keyed.suggest(trial_id)
+
+        def on_trial_result(self, trial_id, result):
+            return keyed.inner.on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id, result=None, error=False):
+            return keyed.inner.on_trial_complete(trial_id, result, error)
+
+        def set_max_concurrency(self, max_concurrent):
+            return keyed.inner.set_max_concurrency(max_concurrent)
+
+        def save(self, checkpoint_path):
+            return keyed.inner.save(checkpoint_path)
+
+        def restore(self, checkpoint_path):
+            return keyed.inner.restore(checkpoint_path)
+
+        @property
+        def metric(self):
+            return keyed.inner.metric
+
+        @property
+        def mode(self):
+            return keyed.inner.mode
+
+    return Keyed()
 
 
 # ================================================================================================ runs
@@ -110,7 +251,8 @@ def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: b
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
-                             overrides=overrides, stopper=stopper)  # also written to out/search_summary.json
+                             overrides=overrides, stopper=stopper,
+                             search_factory=stock_search(strategy, seed) if strategy in STOCK else None)
     seconds = time.perf_counter() - started
     rows = sorted(read_results(out / "results.parquet"), key=lambda r: r["order"])
     reached, trials, steps = progress_to_target(rows, table["threshold"])
@@ -212,9 +354,12 @@ def summarise(runs: list[dict]) -> dict:
         for strategy, group in strategies.items():
             trials = [r["trials_to_target"] if r["reached"] else math.inf for r in group]
             steps = [r["steps_to_target"] if r["reached"] else math.inf for r in group]
+            # a run that never reached counts as the full budget it spent (it ran to its budget)
+            steps_budget = [r["steps_to_target"] if r["reached"] else r["total_steps"] for r in group]
             out[table][strategy] = {
                 "runs": len(group), "reached": sum(r["reached"] for r in group),
                 "trials_to_target": statistics(trials), "steps_to_target": statistics(steps),
+                "steps_not_reached_as_budget": statistics(steps_budget),
                 "trials_run_mean": float(np.mean([r["trials"] for r in group])),
                 "pruned_mean": float(np.mean([r["pruned"] for r in group])),
                 "failed_total": sum(r["failed"] for r in group),
@@ -223,6 +368,54 @@ def summarise(runs: list[dict]) -> dict:
                 "seconds_mean": float(np.mean([r["seconds"] for r in group])),
             }
     return out
+
+
+def comparison(summary: dict, tables: dict, ours: str = "geometry_asha") -> dict:
+    """Per table: the median steps to 1% of each strategy (a run that never reached counts as the steps of its full
+    budget), and how many times more the others spent than ours; the exhaustive sweep (every configuration of the
+    space trained in full, the paper's way) as space size x the last curve step."""
+    result = {}
+    for table, strategies in summary.items():
+        if ours not in strategies:
+            continue
+        mine = strategies[ours]["steps_not_reached_as_budget"]["p50"]
+        row = {"ours_median_steps": mine, "ours_reached": f"{strategies[ours]['reached']}/{strategies[ours]['runs']}",
+               "exhaustive_steps": tables[table]["space_size"] * CURVE_STEPS[-1]}
+        row["exhaustive_over_ours"] = row["exhaustive_steps"] / mine
+        for name, s in strategies.items():
+            if name == ours:
+                continue
+            median = s["steps_not_reached_as_budget"]["p50"]
+            row[f"{name}_median_steps"] = median
+            row[f"{name}_over_ours"] = median / mine
+            row[f"{name}_reached"] = f"{s['reached']}/{s['runs']}"
+        result[table] = row
+    return result
+
+
+def print_comparison(rows: dict, summary: dict, stream=sys.stdout) -> None:
+    """A markdown table: per table and strategy, steps (k) to 1% (median [p25-p75], not reached = its budget), the
+    seeds that reached, and the ratio to ours."""
+    print("\n| table | strategy | reached | trials to 1%: median [p25-p75] | steps (k) to 1%, not reached = budget: "
+          "median [p25-p75] | steps vs ours |", file=stream)
+    print("|---|---|---|---|---|---|", file=stream)
+    for table, strategies in summary.items():
+        for name, s in strategies.items():
+            trials = s["trials_to_target"]
+            steps = s["steps_not_reached_as_budget"]
+
+            def one(v, scale=1.0):
+                return "NR" if v is None else f"{v / scale:g}"
+
+            ratio = "1" if name == "geometry_asha" else (
+                f"{rows[table][f'{name}_over_ours']:.1f}x" if table in rows else "-")
+            print(f"| {table} | {name} | {s['reached']}/{s['runs']} | {one(trials['p50'])} [{one(trials['p25'])}-"
+                  f"{one(trials['p75'])}] | {one(steps['p50'], 1000)} [{one(steps['p25'], 1000)}-"
+                  f"{one(steps['p75'], 1000)}] | {ratio} |", file=stream)
+        if table in rows:
+            r = rows[table]
+            print(f"| {table} | exhaustive sweep (all {r['exhaustive_steps'] // CURVE_STEPS[-1]} in full) | - | - | "
+                  f"{r['exhaustive_steps'] / 1000:g} | {r['exhaustive_over_ours']:.1f}x |", file=stream)
 
 
 def fmt(stats: dict, scale: float = 1.0, digits: int = 1) -> str:
@@ -242,7 +435,7 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
                   f"{fmt(s['trials_to_target']):<40} {fmt(s['steps_to_target'], 1000, 0)}", file=stream)
 
 
-def plot(runs: list[dict], tables: dict, path: Path) -> None:
+def plot(runs: list[dict], tables: dict, path: Path, steps: bool = False) -> None:
     """Per table, per strategy: every run's trials-to-1% (not reached: drawn in an "NR" band above the budget) and
     a box from the censored percentiles (a box edge or median in the band means that percentile was not reached)."""
     import matplotlib
@@ -251,15 +444,22 @@ def plot(runs: list[dict], tables: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(tables)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 4.2), squeeze=False)
-    for ax, table in zip(axes[0], names):
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.4 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, table in zip(axes.flat, names):
         budget = tables[table]["trials"]
+        if steps:  # in thousands of steps; the budget line: the most steps a run spent
+            budget = max(r["total_steps"] for r in runs if r["table"] == table) / 1000
         nr_level = budget * 1.12
         strategies = [s for s in STRATEGIES if any(r["table"] == table and r["strategy"] == s for r in runs)]
         boxes, labels = [], []
         for i, strategy in enumerate(strategies, start=1):
             group = [r for r in runs if r["table"] == table and r["strategy"] == strategy]
-            values = [r["trials_to_target"] if r["reached"] else math.inf for r in group]
+            values = [(r["steps_to_target"] / 1000 if steps else r["trials_to_target"]) if r["reached"] else math.inf
+                      for r in group]
 
             levels = {q: percentile(values, q) for q in (0, 25, 50, 75, 100)}
             levels = {q: nr_level if math.isinf(v) else v for q, v in levels.items()}
@@ -275,9 +475,10 @@ def plot(runs: list[dict], tables: dict, path: Path) -> None:
         ax.axhspan(budget * 1.06, budget * 1.18, color="grey", alpha=0.12)
         ax.text(0.55, nr_level, "NR", va="center", fontsize=8, color="dimgrey")
         ax.set_ylim(0, budget * 1.2)
-        ax.set_title(f"{table}\n{tables[table]['space_size']} configurations, budget {budget} trials "
-                     f"(dotted), {len(tables[table]['within_1pct'])} within 1%", fontsize=9)
-        ax.set_ylabel("trials until within 1% of the best")
+        ax.set_title(f"{table}\n{tables[table]['space_size']} configurations, budget {tables[table]['trials']} "
+                     f"trials, {len(tables[table]['within_1pct'])} within 1%", fontsize=9)
+        ax.set_ylabel("training steps (k) until within 1% of the best" if steps
+                      else "trials until within 1% of the best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -287,8 +488,9 @@ def plot(runs: list[dict], tables: dict, path: Path) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per strategy (0..N-1; grid: at most 2)")
-    parser.add_argument("--tables", default="paper_single_layer,fusion_near_reps,fusion_adversarial")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--tables", default="paper_single_layer,paper_single_vision_centric,paper_single_hallucination,"
+                                            "fusion_near_reps,fusion_adversarial,fusion_four_connectors")
+    parser.add_argument("--strategies", default="geometry_asha,stock_tpe_asha,bohb,random,grid")
     parser.add_argument("--parallel", type=int, default=2,
                         help="searches at once (extra drivers on the same Ray cluster; each search is sequential)")
     parser.add_argument("--full-budget", action="store_true",
@@ -343,7 +545,6 @@ def save_results(args: argparse.Namespace, tables: dict, runs: list[dict], summa
     import ray
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(runs, {t: tables[t] for t in args.tables.split(",")}, RESULTS / "search_efficiency.png")
     text = io.StringIO()
     print_summary(summary, text)
     payload = {
@@ -360,7 +561,10 @@ def save_results(args: argparse.Namespace, tables: dict, runs: list[dict], summa
         "machine": {"cpus": os.cpu_count(), "ray_num_cpus": 2}, "wall_seconds": round(wall, 1),
         "summary": summary, "summary_text": text.getvalue(), "runs": runs,
     }
+    payload["comparison"] = comparison(summary, tables)
     (RESULTS / "search_efficiency.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    plot(runs, {t: tables[t] for t in args.tables.split(",")}, RESULTS / "search_efficiency.png")
+    plot(runs, {t: tables[t] for t in args.tables.split(",")}, RESULTS / "search_efficiency_steps.png", steps=True)
     print(f"wrote {RESULTS / 'search_efficiency.json'} and {RESULTS / 'search_efficiency.png'}")
 
 
@@ -369,9 +573,14 @@ def main() -> None:
     if args.helper:
         helper_main(args.helper)
         return
-    if args.plot_only:
+    if args.plot_only:  # from the saved runs: the figures, the summary and the comparison (computed again)
         saved = json.loads((RESULTS / "search_efficiency.json").read_text())
+        saved["summary"] = summarise(saved["runs"])
+        saved["comparison"] = comparison(saved["summary"], saved["tables"])
+        print_comparison(saved["comparison"], saved["summary"])
+        (RESULTS / "search_efficiency.json").write_text(json.dumps(saved, indent=1, default=str) + "\n")
         plot(saved["runs"], saved["tables"], RESULTS / "search_efficiency.png")
+        plot(saved["runs"], saved["tables"], RESULTS / "search_efficiency_steps.png", steps=True)
         return
 
     import ray
@@ -379,11 +588,17 @@ def main() -> None:
     started = time.perf_counter()
     git_at_start = git_state()
     tables = build_tables(TABLES, ROOT, TOLERANCE)
+    strategies = args.strategies.split(",")
+    if "bohb" in strategies and not bohb_available():
+        print("skipping bohb: hpbandster and ConfigSpace are not installed (pip install hpbandster ConfigSpace)",
+              flush=True)
+        strategies.remove("bohb")
+        args.strategies = ",".join(strategies)
     for name, t in tables.items():
         print(f"table {name}: {t['space_size']} configurations in the space, best {t['best_key']} "
               f"{t['best_score']:.4f}, {len(t['within_1pct'])} within 1% (>= {t['threshold']:.4f}), "
               f"budget {t['trials']} trials", flush=True)
-    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", logging_level="ERROR",
              log_to_driver=False, runtime_env={"worker_process_setup_hook": preimport})
     quiet_ray_loggers()
     plan = plan_runs(args.tables.split(","), args.strategies.split(","), args.seeds)
@@ -392,6 +607,7 @@ def main() -> None:
     runs = run_plan(plan, light, args.parallel, stop_at_target=not args.full_budget)
     summary = summarise(runs)
     print_summary(summary)
+    print_comparison(comparison(summary, tables), summary)
     wall = time.perf_counter() - started
     print(f"\nwall time {wall:.0f}s for {len(runs)} searches ({args.parallel} at once)", flush=True)
     if not args.no_save:

@@ -19,7 +19,9 @@ def init_ray(num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
-    kwargs = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count(),
+    # without RAY_ADDRESS: a cluster of our own ("local"), never one another process happens to run on the machine
+    # (ray.init() alone joins the last cluster started here, and then refuses num_cpus)
+    kwargs = {"address": address} if address else {"address": "local", "num_cpus": num_cpus or os.cpu_count(),
                                                   "include_dashboard": True, "dashboard_host": "127.0.0.1"}
     with keeping_handlers():  # ray.init makes SIGTERM a bare sys.exit; ours say where to resume (interrupts.py)
         ray.init(logging_level="ERROR", log_to_driver=os.environ.get("RAYLAYERS_RAY_LOGS", "0") == "1", **kwargs)

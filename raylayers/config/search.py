@@ -23,7 +23,7 @@ from raylayers.config.lrs import LRSOptions
 from raylayers.config.train import TrainConfig
 from raylayers.evaluate.schema import CATEGORIES
 
-Searcher = Literal["tpe", "random", "grid"]
+Searcher = Literal["tpe", "geometry", "random", "grid"]
 ObjectiveMetric = Literal["official", "lenient"]
 HYPERPARAMETER_KINDS = ("choice", "uniform", "log_uniform")
 
@@ -132,11 +132,13 @@ class BudgetSection(Section):
     concurrency: PositiveInt = 1
     """Trials at once (each needs the base recipe's workers x cpus_per_worker CPUs, or GPUs)."""
     searcher: Searcher = "tpe"
-    """tpe (Optuna TPE with LRS priors), random (uniform over configurations) or grid (all, in order)."""
+    """tpe (Optuna TPE with LRS priors), geometry (LRS priors, then a Gaussian process over layer points from the LRS
+    matrix: neighbours of a measured layer are believed alike), random (uniform over configurations) or grid (all,
+    in order)."""
     seed: int = 0
     """Seed of the searcher."""
     prior_trials: NonNegativeInt = 2
-    """Trials drawn from the representative-likeness prior after the seeded ones (tpe only)."""
+    """Trials drawn from the representative-likeness prior after the seeded ones (tpe and geometry)."""
     grace_period: NonNegativeInt = 0
     """Early stopping: first ASHA rung, in training steps (0: no early stopping)."""
     reduction_factor: PositiveInt = 2

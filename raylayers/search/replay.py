@@ -6,7 +6,7 @@ learning curve. Its format (DESIGN.md): a row per configuration and step with `l
 tables and LRS files here, with the same functions:
 - `write_lrs`: an `lrs.json` as `raylayers lrs` writes it (groups, representatives, a similarity matrix from a rule);
 - `write_table`: rows to a Parquet replay table; `single_layer_table`: the tests' small table (layer 4 is best);
-- `build_tables`: the benchmark's three tables, their space files and lrs.json, each described (its best
+- `build_tables`: the benchmark's six tables, their space files and lrs.json, each described (its best
   configuration, which ones are within the tolerance of it).
 
 The benchmark's tables (built deterministically, the same bytes on every machine, into benchmarks/tables/, with
@@ -32,6 +32,16 @@ their space files and lrs.json):
    the odd shallow layers 1-11, the even middle layers 14-20 and all deep layers 21-24 (14 layers, 334
    configurations: 14 singles, 128 pairs, 192 triples), budget.trials 40, so grid (singles first, then pairs, then
    triples) cannot reach a triple within the budget.
+3. paper_single_vision_centric and paper_single_hallucination: the same 24 single layers, objective
+   (1 - w) x the paper's score above (OCR) + w x a synthetic category curve base + height exp(-(l - peak)^2 /
+   (2 width^2)) (the paper's Fig. 1b has no per-layer vision-centric or hallucination figures): vision-centric
+   0.25 + 0.20 at peak 16, width 2.5, w 0.65 (best layer 16); hallucination 0.30 + 0.20 at peak 12, width 3,
+   w 0.70 (best layer 13). Every row carries score_ocr, score_vision_centric, score_hallucination and score_general
+   (0.30 + 0.10 at peak 20, width 4), so a search's per-category recommendation has four categories to rank.
+4. fusion_four_connectors: as the fusion surfaces above with peaks 7 / 16 / 22 (the shallow peak 4 layers from the
+   shallow representative 3), a sharper, higher shallow term (amplitude 0.04, width 2.5) and four fusion connectors
+   (concat 0, dense_sci +0.002, dense_dci -0.003, mmfuser +0.005): 14 singles + 4 x 160 fusions = 654
+   configurations, budget.trials 40.
 LRS (all tables): groups shallow 1-12, middle 13-20, deep 21-24 with representatives 3, 18, 23 (the paper); a block
 similarity matrix: 1 - 0.03 |i - j| within a group, 0.1 between shallow and the others, 0.45 between middle and deep.
 """
@@ -74,7 +84,22 @@ SURFACE_WIDTH = {"shallow": 4.0, "middle": 2.5, "deep": 1.5}
 FUSION_BONUS = {1: 0.0, 2: 0.010, 3: 0.025}
 CONNECTOR_OFFSET = {"linear": 0.0, "concat": 0.0, "dense_sci": 0.002}
 SURFACE_PEAKS = {"fusion_near_reps": {"shallow": 5, "middle": 16, "deep": 23},
-                 "fusion_adversarial": {"shallow": 11, "middle": 14, "deep": 21}}
+                 "fusion_adversarial": {"shallow": 11, "middle": 14, "deep": 21},
+                 "fusion_four_connectors": {"shallow": 7, "middle": 16, "deep": 22}}
+# fusion_four_connectors: four fusion connectors, the best (mmfuser) not the first, and a shallow peak 4 layers from
+# the shallow representative (3), sharper and higher than the other surfaces' (amplitude 0.04, width 2.5), so that
+# the shallow layer matters beyond the 1% tolerance
+FOUR_CONNECTORS = ["concat", "dense_sci", "dense_dci", "mmfuser"]
+FOUR_CONNECTOR_OFFSET = {"linear": 0.0, "concat": 0.0, "dense_sci": 0.002, "dense_dci": -0.003, "mmfuser": 0.005}
+
+# The single-layer objectives whose best layer is not the penultimate: a weighted mean of the paper's OCR score
+# (above) and a synthetic category curve over layers, base + height * exp(-(layer - peak)^2 / (2 width^2))
+# (synthetic: the paper's Fig. 1b has no per-layer vision-centric or hallucination figures to read):
+# name -> (category, base, height, peak, width, weight of the category)
+SINGLE_OBJECTIVES = {"paper_single_vision_centric": ("vision_centric", 0.25, 0.20, 16, 2.5, 0.65),
+                     "paper_single_hallucination": ("hallucination", 0.30, 0.20, 12, 3.0, 0.70)}
+CATEGORY_CURVES = {"vision_centric": (0.25, 0.20, 16, 2.5), "hallucination": (0.30, 0.20, 12, 3.0),
+                   "general": (0.30, 0.10, 20, 4.0)}
 
 
 # ================================================================================================ LRS files
@@ -192,32 +217,58 @@ def paper_single_layer_rows() -> list[dict]:
     return rows
 
 
+def category_curve(category: str, layer: int) -> float:
+    base, height, peak, width = CATEGORY_CURVES[category]
+    return base + height * math.exp(-(layer - peak) ** 2 / (2 * width ** 2))
+
+
+def paper_single_objective_rows(name: str) -> list[dict]:
+    """A single-layer table whose objective weighs a synthetic category (SINGLE_OBJECTIVES) against the paper's
+    OCR score; every row carries score_ocr, score_vision_centric, score_hallucination and score_general."""
+    category, _, _, _, _, weight = SINGLE_OBJECTIVES[name]
+    rows = []
+    for layer, final in paper_single_layer_finals().items():
+        categories = {"ocr": final["score"], **{c: category_curve(c, layer) for c in CATEGORY_CURVES}}
+        score = (1 - weight) * categories["ocr"] + weight * categories[category]
+        rng = seeded_rng(name, layer)
+        for step, value in learning_curve(score, 2000.0, rng, 0.03):
+            rows.append({"layers": [layer], "connector": "linear", "step": step, "score": value,
+                         **{f"score_{c}": v for c, v in categories.items()}})
+    return rows
+
+
 # ================================================================================================ fusion surfaces
 def fusion_final(surface: str, layers: tuple[int, ...], connector: str) -> float:
-    """The final score of a configuration on a synthetic fusion surface (fusion_near_reps, fusion_adversarial)."""
+    """The final score of a configuration on a synthetic fusion surface (fusion_near_reps, fusion_adversarial,
+    fusion_four_connectors)."""
     peaks = SURFACE_PEAKS[surface]
-    score = 0.20 + FUSION_BONUS[len(layers)] + CONNECTOR_OFFSET[connector]
+    four = surface == "fusion_four_connectors"
+    offsets = FOUR_CONNECTOR_OFFSET if four else CONNECTOR_OFFSET
+    amplitude = {**SURFACE_AMPLITUDE, "shallow": 0.04} if four else SURFACE_AMPLITUDE
+    width = {**SURFACE_WIDTH, "shallow": 2.5} if four else SURFACE_WIDTH
+    score = 0.20 + FUSION_BONUS[len(layers)] + offsets[connector]
     for layer in layers:
         group = PAPER_GROUP_OF[layer]
-        score += SURFACE_AMPLITUDE[group] * math.exp(-(layer - peaks[group]) ** 2 / (2 * SURFACE_WIDTH[group] ** 2))
+        score += amplitude[group] * math.exp(-(layer - peaks[group]) ** 2 / (2 * width[group] ** 2))
     return score + 0.001 * float(seeded_rng(surface, "final", layers, connector).standard_normal())
 
 
-def fusion_configurations() -> list[tuple[tuple[int, ...], str]]:
+def fusion_configurations(connectors: Sequence[str] = FUSION_CONNECTORS) -> list[tuple[tuple[int, ...], str]]:
     """Every one-per-group configuration over all 24 layers (the table covers more than the space)."""
     configs = [((layer,), "linear") for layer in range(1, PAPER_NUM_LAYERS + 1)]
     members = {name: layers for name, layers, _ in PAPER_GROUPS}
     for n in (2, 3):
         for names in itertools.combinations(members, n):
             for layers in itertools.product(*(members[g] for g in names)):
-                configs += [(tuple(sorted(layers)), c) for c in FUSION_CONNECTORS]
+                configs += [(tuple(sorted(layers)), c) for c in connectors]
     return configs
 
 
 def fusion_rows(surface: str) -> list[dict]:
     """A fusion surface's table: each configuration's curve (tau 2000 (1 + 0.1 (n - 1)), 2% noise)."""
     rows = []
-    for layers, connector in fusion_configurations():
+    connectors = FOUR_CONNECTORS if surface == "fusion_four_connectors" else FUSION_CONNECTORS
+    for layers, connector in fusion_configurations(connectors):
         final = fusion_final(surface, layers, connector)
         tau = 2000.0 * (1 + 0.1 * (len(layers) - 1))
         for step, score in learning_curve(final, tau, seeded_rng(surface, "curve", layers, connector), 0.02):
@@ -255,12 +306,21 @@ def table_specs() -> dict[str, tuple[list[dict], dict, int, str]]:
                                ("CLIP-L/336 single layers, linear connector; finals = (TextVQA%/100 + "
                                 "OCRBench/1000)/2 from the paper's Fig. 1b (1-10 midpoints; 11, 13, 15, 17 "
                                 "interpolated); synthetic learning curves")),
+        **{name: (paper_single_objective_rows(name), single_space, 24,
+                  (f"CLIP-L/336 single layers, linear connector; objective {1 - spec[5]:.2f} x the paper's OCR score "
+                   f"+ {spec[5]:.2f} x a synthetic {spec[0]} curve peaking at layer {spec[3]}"))
+           for name, spec in SINGLE_OBJECTIVES.items()},
         "fusion_near_reps": (fusion_rows("fusion_near_reps"), fusion_space, 40,
                              ("synthetic one-per-group fusion surface, peaks at layers 5/16/23 (near the "
                               "representatives 3/18/23), dense_sci +0.002 over concat, 3-group bonus")),
         "fusion_adversarial": (fusion_rows("fusion_adversarial"), fusion_space, 40,
                                ("synthetic one-per-group fusion surface, peaks at layers 11/14/21 (far from "
                                 "the representatives 3/18/23), dense_sci +0.002 over concat, 3-group bonus")),
+        "fusion_four_connectors": (fusion_rows("fusion_four_connectors"),
+                                   {**fusion_space, "fusion_connectors": FOUR_CONNECTORS}, 40,
+                                   ("synthetic one-per-group fusion surface, peaks at layers 7/16/22 (shallow peak 4 "
+                                    "layers from the representative 3), four connectors (mmfuser +0.005, dense_sci "
+                                    "+0.002, concat 0, dense_dci -0.003), 3-group bonus")),
     }
 
 
@@ -297,5 +357,6 @@ def describe_table(table: Path, space: dict, lrs: Path, trials: int, tolerance: 
     return {"space_size": len(candidates), "trials": trials, "steps": list(CURVE_STEPS), "best_key": best_key,
             "best_score": finals[best_key],
             "table_best_score": max(float(r[-1]["score"]) for r in replay.values()),
+            "exhaustive_steps": len(candidates) * CURVE_STEPS[-1],
             "threshold": threshold, "within_1pct": {k: finals[k] for k in within},
             "seeded_trials_tpe": seeded, "space_order_first": [c.key for c in candidates[:5]], "finals": finals}

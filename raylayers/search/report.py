@@ -46,6 +46,7 @@ def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: d
              f"{summary['trials']} trials in {summary['seconds']:.0f} s: {summary['completed']} completed, "
              f"{summary['pruned']} stopped early by ASHA, {summary['failed']} failed. LRS: `{summary['lrs']}`.", ""]
     lines += _outcome(out, summary)
+    lines += _per_category(summary)
     lines += _figures(out, rows, done, lrs, summary)
     lines += _ranked_table(done)
     others = [r for r in rows if r["status"] != "completed"]
@@ -81,6 +82,20 @@ def _outcome(out: Path, summary: dict) -> list[str]:
         lines.append(f"**Caution:** {warning}.")
     lines += [f"Train it again: `raylayers train --config {out / 'best_config.yaml'} --out runs/best`.", ""]
     return lines
+
+
+def _per_category(summary: dict) -> list[str]:
+    """The best configuration per category and for the weighted objective, each against the baseline."""
+    recommendations = summary.get("per_category") or {}
+    if len(recommendations) < 2:  # only the weighted objective: the outcome above says it all
+        return []
+    lines = ["## Per-category recommendation (from this search's trials)", "",
+             "| for | layers | connector | score | baseline | best minus baseline |", "|---|---|---|---|---|---|"]
+    for name, r in recommendations.items():
+        base = "-" if r["baseline_score"] is None else f"{r['baseline_score']:.4f}"
+        lines.append(f"| {name} | {','.join(map(str, r['layers']))} | {r['connector']} | {r['score']:.4f} | {base} "
+                     f"| {r['verdict']} |")
+    return lines + [""]
 
 
 def _figures(out: Path, rows: list[dict], done: list[dict], lrs: dict, summary: dict) -> list[str]:

@@ -9,6 +9,11 @@ Two flaws of the stock Ray + Optuna combination are fixed here (ARCHITECTURE.md,
   (the objective for a completed one, PRUNED/FAIL for the others), never launching a trial for it, and asks again;
   when every configuration of an enumerable space has been measured, the search ends.
 The priors (seeded trials, then representative-like draws) go in through Optuna's `enqueue_trial`.
+
+Samplers: `tpe` (Optuna's TPE, with `constant_liar` so that trials running at once are not proposed the same
+region), `random`, and `geometry` (`raylayers.search.geometry`: a Gaussian process over layer points from the LRS;
+its proposal also goes in through `enqueue_trial`, so Optuna's study records every trial either way; a space with a
+continuous hyper-parameter is not enumerable, and there `geometry` falls back to TPE).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import pickle
 import random
 from pathlib import Path
 
+import numpy as np
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -27,57 +33,76 @@ MAX_REPEATS_PER_SUGGESTION = 200
 COUNTERS_FILE = "searcher.json"
 
 
+def define_configuration(trial, space: LayerSpace, hyperparameters: dict) -> dict:
+    """Optuna define-by-run: a configuration of the space (the number of layers, then its groups and layers)."""
+    n = trial.suggest_categorical("num_layers", space.num_layers)
+    if n == 1:
+        layers = (trial.suggest_categorical("layer", space.layers),)
+        connector = trial.suggest_categorical("single_connector", space.single_connectors)
+    else:
+        if space.one_per_group:
+            combos = ["+".join(names) for names in itertools.combinations(space.groups, n)]
+            names = trial.suggest_categorical(f"groups_{n}", combos).split("+")
+            layers = tuple(sorted(trial.suggest_categorical(f"layer_{g}", space.groups[g]) for g in names))
+        else:
+            sets = [",".join(map(str, s)) for s in space.layer_sets(n)]
+            layers = tuple(int(x) for x in trial.suggest_categorical(f"layers_{n}", sets).split(","))
+        connector = trial.suggest_categorical("fusion_connector", space.fusion_connectors)
+    values = {}
+    for key, spec in hyperparameters.items():
+        kind, bounds = next(iter(spec.items()))
+        if kind == "choice":
+            values[key] = trial.suggest_categorical(key, bounds)
+        else:
+            values[key] = trial.suggest_float(key, bounds[0], bounds[1], log=kind == "log_uniform")
+    return {"layers": list(layers), "connector": connector, "hyperparameters": values}
+
+
 class LayerSearcher(OptunaSearch):
     """OptunaSearch over a `LayerSpace` (define-by-run, conditional on the number of layers and their groups)."""
 
     def __init__(self, layer_space: LayerSpace, hyperparameters: dict, queue: list[Candidate], prior_trials: int,
                  temperature: float, sampler: str = "tpe", seed: int = 0, known: dict | None = None,
-                 space_size: int | None = None, results_path: str | Path | None = None):
+                 space_size: int | None = None, results_path: str | Path | None = None,
+                 candidates: list[Candidate] | None = None):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" per search
         self.layer_space = layer_space
         self.hyperparameters = dict(hyperparameters)
         self.queue = list(queue)  # configurations to try first, in order
-        self.prior_trials = prior_trials if sampler == "tpe" else 0
+        self.prior_trials = prior_trials if sampler in ("tpe", "geometry") else 0
         self.temperature = temperature
         self.rng = random.Random(seed)
         self.known: dict[str, tuple[str, float | None]] = dict(known or {})  # key -> (status, score)
         self.pending: dict[str, str] = {}  # trial id -> key
+        self.curves: dict[str, dict[int, float]] = {}  # key -> {step: intermediate score} (the geometry model's)
         self.space_size = space_size
         self.repeats_answered = 0
+        # where each launched trial came from: the queue (seeded priors, or random/grid's order), a prior draw, the
+        # geometry model, or the Optuna sampler itself (TPE's own proposals and its random start-up)
+        self.proposals = {"queued": 0, "prior": 0, "model": 0, "sampler": 0}
+        self._source = "sampler"
         self.results_path = str(results_path) if results_path else None
         self._results_seen = None
-        if sampler == "tpe":
-            optuna_sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, len(queue)))
+        self.model = None
+        if sampler == "geometry" and candidates:
+            from raylayers.search.geometry import ConfigurationGeometry, GeometryModel
+
+            choices = {k: v["choice"] for k, v in self.hyperparameters.items() if "choice" in v}
+            self.model = GeometryModel(ConfigurationGeometry(layer_space, choices), candidates)
+        if sampler in ("tpe", "geometry"):
+            # constant_liar: running trials count as bad results, so two trials at once are not drawn alike and the
+            # start is not flooded with independent draws (Ray issue #52535)
+            optuna_sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, len(queue)),
+                                                        constant_liar=True)
         else:
             optuna_sampler = optuna.samplers.RandomSampler(seed=seed)
         super().__init__(space=self._define, metric="score", mode="max", sampler=optuna_sampler)
 
     # ---------------------------------------------------------------------------------------------- the space
     def _define(self, trial) -> dict:
-        space = self.layer_space
-        n = trial.suggest_categorical("num_layers", space.num_layers)
-        if n == 1:
-            layers = (trial.suggest_categorical("layer", space.layers),)
-            connector = trial.suggest_categorical("single_connector", space.single_connectors)
-        else:
-            if space.one_per_group:
-                combos = ["+".join(names) for names in itertools.combinations(space.groups, n)]
-                names = trial.suggest_categorical(f"groups_{n}", combos).split("+")
-                layers = tuple(sorted(trial.suggest_categorical(f"layer_{g}", space.groups[g]) for g in names))
-            else:
-                sets = [",".join(map(str, s)) for s in space.layer_sets(n)]
-                layers = tuple(int(x) for x in trial.suggest_categorical(f"layers_{n}", sets).split(","))
-            connector = trial.suggest_categorical("fusion_connector", space.fusion_connectors)
-        values = {}
-        for key, spec in self.hyperparameters.items():
-            kind, bounds = next(iter(spec.items()))
-            if kind == "choice":
-                values[key] = trial.suggest_categorical(key, bounds)
-            else:
-                values[key] = trial.suggest_float(key, bounds[0], bounds[1], log=kind == "log_uniform")
-        return {"layers": list(layers), "connector": connector, "hyperparameters": values}
+        return define_configuration(trial, self.layer_space, self.hyperparameters)
 
     def params_of(self, candidate: Candidate) -> dict:
         """Optuna parameters that make `_define` return this configuration."""
@@ -120,6 +145,7 @@ class LayerSearcher(OptunaSearch):
             key = candidate.key
             if key not in self.known and key not in self.pending.values():
                 self.pending[trial_id] = key
+                self.proposals[self._source] += 1
                 return {**config, "key": key}
             # A repeat: answer it from what was measured, launch nothing, ask again.
             ot_trial = self._ot_trials.pop(trial_id)
@@ -150,10 +176,12 @@ class LayerSearcher(OptunaSearch):
         self._results_seen = stamp
 
     def _enqueue_next(self) -> None:
+        self._source = "sampler"
         while self.queue:
             candidate = self.queue.pop(0)
             if candidate.key not in self.known and candidate.key not in self.pending.values():
                 self._ot_study.enqueue_trial(self.params_of(candidate), skip_if_exists=False)
+                self._source = "queued"
                 return
         if self.prior_trials > 0:
             self.prior_trials -= 1
@@ -163,9 +191,42 @@ class LayerSearcher(OptunaSearch):
                     params = self.params_of(candidate)
                     params = {k: v for k, v in params.items() if k not in self.hyperparameters}
                     self._ot_study.enqueue_trial(params, skip_if_exists=False)
+                    self._source = "prior"
                     return
+        if self.model is not None:
+            candidate = self.model.propose(self.observations(), list(self.pending.values()),
+                                           set(self.known) | set(self.pending.values()))
+            if candidate is not None:
+                self._ot_study.enqueue_trial(self.params_of(candidate), skip_if_exists=False)
+                self._source = "model"
+
+    def observations(self) -> dict[str, float]:
+        """What the geometry model learns from: completed scores, and each pruned configuration's last intermediate
+        score extrapolated to a final one by the median ratio final / score-at-that-step of the completed trials
+        that passed the same step (ASHA stopped it at a rung; its partial score is on another scale). A pruned one
+        without such a ratio (or whose curve a resume lost) counts at the lowest completed score."""
+        completed = {k: float(s) for k, (status, s) in self.known.items() if status == "completed" and s is not None}
+        floor = min(completed.values(), default=None)
+        observed = dict(completed)
+        if floor is not None:
+            for key, (status, _) in self.known.items():
+                if status != "pruned":
+                    continue
+                curve = self.curves.get(key) or {}
+                estimate = floor
+                if curve:
+                    step = max(curve)
+                    ratios = [completed[k] / self.curves[k][step] for k in completed
+                              if step in self.curves.get(k, {}) and self.curves[k][step] > 0]
+                    if ratios:
+                        estimate = float(np.median(ratios)) * curve[step]
+                observed[key] = estimate
+        return {k: v for k, v in observed.items() if self.model is None or k in self.model.index}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        key = self.pending.get(trial_id)
+        if key is not None and result.get(self.metric) is not None and not result.get("final"):
+            self.curves.setdefault(key, {})[int(result.get("global_step") or 0)] = float(result[self.metric])
         if self.metric in result and trial_id in self._ot_trials and not result.get("final"):
             super().on_trial_result(trial_id, result)
 
@@ -192,7 +253,8 @@ class LayerSearcher(OptunaSearch):
     # ---------------------------------------------------------------------------------------------- counters
     def counters(self) -> dict:
         """What the searcher did beyond launching trials (the search summary reports it)."""
-        return {"repeats_answered": self.repeats_answered, "configurations_known": len(self.known)}
+        return {"repeats_answered": self.repeats_answered, "configurations_known": len(self.known),
+                "proposals": dict(self.proposals)}
 
     def _write_counters(self) -> None:
         """Keep `searcher.json` beside the results table current: whichever instance runs (a resumed search restores
@@ -205,7 +267,7 @@ class LayerSearcher(OptunaSearch):
             write_text_atomic(Path(self.results_path).with_name(COUNTERS_FILE), json.dumps(self.counters()) + "\n")
 
     # ---------------------------------------------------------------------------------------------- state
-    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered")
+    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered", "curves", "proposals")
 
     def save(self, checkpoint_path: str) -> None:
         """One file holding OptunaSearch's state and ours (Tune renames only the file it asked for)."""

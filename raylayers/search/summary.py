@@ -50,6 +50,9 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     versus = _best_vs_baseline(out, best, baseline, config.objective) if best and baseline else None
     if versus is not None:
         summary["best_vs_baseline"] = versus
+    per_category = recommend_per_category(out, done, best, baseline, config.objective)
+    if per_category:
+        summary["per_category"] = per_category
     if (out / COUNTERS_FILE).is_file():  # what the searcher did besides launching trials (repeats answered, ...)
         summary["searcher"] = json.loads((out / COUNTERS_FILE).read_text())
     summary["report"] = str(write_report(out, rows, lrs, layer_space, summary))
@@ -67,6 +70,53 @@ def _best_vs_baseline(out: Path, best: dict, baseline: dict, objective) -> dict 
         return None  # the baseline won, or a table objective: no per-question answers to resample
     column = "correct" if objective.metric == "official" else "correct_lenient"
     return paired_bootstrap(*files, weights=objective.weights or None, column=column)
+
+
+def recommend_per_category(out: Path, done: list[dict], best: dict | None, baseline: dict | None,
+                           objective) -> dict:
+    """From the trials one search completed: the best configuration for the weighted objective and for each category
+    the results table scores (`score_<category>`), each with the paired-bootstrap verdict against the penultimate-
+    layer baseline on that category's questions (None without per-question answers, e.g. a table objective, or when
+    the baseline is itself the best)."""
+    from raylayers.evaluate.schema import CATEGORIES
+    from raylayers.evaluate.significance import describe, paired_bootstrap_sets
+
+    column = "correct" if objective.metric == "official" else "correct_lenient"
+
+    def entry(row: dict, key: str, category: str | None) -> dict:
+        result = {"trial_id": row["trial_id"], "layers": list(row["layers"]), "connector": row["connector"],
+                  "hyperparameters": json.loads(row.get("hyperparameters") or "{}"), "score": row.get(key),
+                  "baseline_score": baseline.get(key) if baseline else None, "versus_baseline": None,
+                  "verdict": None}
+        if baseline is None:
+            result["verdict"] = "no baseline trial completed"
+            return result
+        if row["trial_id"] == baseline["trial_id"]:
+            result["verdict"] = "the baseline itself is the best"
+            return result
+        files = [out / "trials" / r["trial_id"] / "eval" / "per_question.parquet" for r in (row, baseline)]
+        if not all(f.is_file() for f in files):
+            result["verdict"] = "no per-question answers to compare (a table objective)"
+            return result
+        try:
+            versus = paired_bootstrap_sets([files[0]], [files[1]], category=category, column=column,
+                                           weights=objective.weights or None)
+        except UserError:  # no question of that category
+            result["verdict"] = "no question of this category"
+            return result
+        result["versus_baseline"] = versus
+        result["verdict"] = describe(versus)
+        return result
+
+    recommendations = {}
+    if best is not None:
+        recommendations["weighted"] = entry(best, "score", None)
+    for category in CATEGORIES:
+        key = f"score_{category}"
+        scored = [r for r in done if r.get(key) is not None]
+        if scored:
+            recommendations[category] = entry(max(scored, key=lambda r: r[key]), key, category)
+    return recommendations
 
 
 def _write_best_config(config: SearchConfig, best: dict, path: Path) -> None:

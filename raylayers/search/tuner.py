@@ -62,10 +62,11 @@ def can_resume(space_file: str | Path, out: str | Path, overrides: list[str] | N
 
 
 def run_search(space_file: str | Path, out: str | Path, resume: bool = False, objective: str = "train",
-               overrides: list[str] | None = None, stopper=None) -> dict:
+               overrides: list[str] | None = None, stopper=None, search_factory=None) -> dict:
     """Run (or resume) a search; returns the summary written to `search_summary.json`. A search in which no trial
     completed raises `UserError` after writing everything (`failure_line`). `stopper`: a Tune `Stopper` that may
-    end the search early (the search-efficiency benchmark stops at its target)."""
+    end the search early (the search-efficiency benchmark stops at its target). `search_factory(config, layer_space,
+    candidates)`: a (Tune searcher, Tune scheduler) pair instead of ours (the benchmark's stock baselines)."""
     import ray
     from ray import tune
 
@@ -96,7 +97,8 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
         tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
     else:
-        tuner = _new_tuner(config, layer_space, candidates, trainable, out, results, stopper)
+        tuner = _new_tuner(config, layer_space, candidates, trainable, out, results, stopper,
+                           reuse_actors=objective.startswith("table:"), search_factory=search_factory)
     blocking(tuner.fit)  # in a helper thread: Ctrl-C reaches us (interrupts.py), not Tune's quiet early end
     results.flush()
     summary = finish(config, out, lrs, lrs_path, layer_space, time.perf_counter() - started)
@@ -173,8 +175,9 @@ def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
 
 
 def _new_tuner(config: SearchConfig, layer_space: LayerSpace, candidates: list[Candidate] | None, trainable,
-               out: Path, results, stopper):
-    """A Tuner with the LRS-guided searcher, ASHA on the probe (when the budget has rungs) and our callbacks."""
+               out: Path, results, stopper, reuse_actors: bool = False, search_factory=None):
+    """A Tuner with the LRS-guided searcher, ASHA on the probe (when the budget has rungs) and our callbacks.
+    `reuse_actors` (replay tables): a trial reuses the last trial's actor instead of starting one (~1 s each)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -183,18 +186,20 @@ def _new_tuner(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
     budget = config.budget
     searcher = LayerSearcher(layer_space, config.space.hyperparameters, _first_trials(config, layer_space, candidates),
                              budget.prior_trials, config.space.prior_temperature,
-                             sampler="random" if budget.searcher != "tpe" else "tpe", seed=budget.seed,
-                             space_size=len(candidates) if candidates is not None else None,
-                             results_path=out / RESULTS_FILE)
+                             sampler=budget.searcher if budget.searcher in ("tpe", "geometry") else "random",
+                             seed=budget.seed, space_size=len(candidates) if candidates is not None else None,
+                             results_path=out / RESULTS_FILE, candidates=candidates)
     scheduler = ASHAScheduler(time_attr="global_step", metric="score", mode="max", grace_period=budget.grace_period,
                               reduction_factor=budget.reduction_factor, max_t=10**9) \
         if budget.grace_period > 0 else FIFOScheduler()
+    if search_factory is not None:
+        searcher, scheduler = search_factory(config, layer_space, candidates)
     run_config = tune.RunConfig(name=config.name, storage_path=str(_storage(config, out)), callbacks=[results],
                                 failure_config=tune.FailureConfig(max_failures=budget.retries), stop=stopper,
                                 verbose=0)
     return tune.Tuner(trainable, run_config=run_config, tune_config=tune.TuneConfig(
         search_alg=searcher, scheduler=scheduler, num_samples=budget.trials,
-        max_concurrent_trials=budget.concurrency))
+        max_concurrent_trials=budget.concurrency, reuse_actors=reuse_actors))
 
 
 class _NoTraceback:

@@ -35,7 +35,7 @@ def test_every_shipped_space_loads_and_says_how_to_run_it():
     ("space: {hyperparameters: {stage2.learning_rat: {uniform: [0.1, 0.2]}}}", "'stage2.learning_rat' is not a"),
     ("space: {hyperparameters: {stage2.learning_rate: {uniform: [0.2, 0.1]}}}", "low < high"),
     ("budget: {searcher: bayes}", "'budget.searcher' in"),
-    ("budget: {searcher: bayes}", "must be one of 'tpe', 'random' or 'grid', got 'bayes'"),
+    ("budget: {searcher: bayes}", "must be one of 'tpe', 'geometry', 'random' or 'grid', got 'bayes'"),
     ("budget: {trials: 0}", "'budget.trials' in"),
     ("budget: {trials: 0}", "input should be greater than 0, got 0"),
     ("objective: {weights: {ocrr: 2}}", "objective.weights.ocrr"),

@@ -98,6 +98,11 @@ def test_the_summary_says_whether_the_best_beats_the_baseline_beyond_noise(repla
     said = capsys.readouterr().out
     assert "best minus baseline: +0.4000" in said and "a real difference" in said
     assert "Best minus baseline: +0.4000" in (out / "report.md").read_text()
+    per_category = summary["per_category"]  # the weighted objective and the one category these rows score
+    assert set(per_category) == {"weighted", "general"} and per_category["general"]["layers"] == [4]
+    assert per_category["general"]["versus_baseline"]["difference"] == pytest.approx(0.4)
+    assert "a real difference" in per_category["general"]["verdict"]
+    assert "| general | 4 | mlp2x_gelu | 0.9000 | 0.5000 | +0.4000" in (out / "report.md").read_text()
     # both models barely use their images (probe image reliance 0.004 nats): the summary and report say so
     assert "caution: no trained model leans on its images yet" in said
     assert "**Caution:**" in (out / "report.md").read_text()
@@ -349,3 +354,39 @@ def test_a_stopper_ends_the_search_at_its_target_and_the_target_trial_is_recorde
     assert rows[-1]["status"] == "completed" and rows[-1]["score"] == pytest.approx(0.8)
     assert summary["best"]["layers"] == [4] and summary["trials"] == 3
     assert summary["searcher"]["configurations_known"] == 3
+
+
+@pytest.mark.slow
+def test_geometry_with_two_trials_at_once_proposes_no_configuration_twice_and_no_random_start(replay, tmp_path):
+    """Concurrency 2 through real Tune on a replay table: every trial a different configuration, the first ones the
+    queued priors (penultimate 5, representatives 1 and 4) and at most budget.prior_trials draws, then only the
+    geometry model's proposals (no start-up trials from the sampler)."""
+    space, _, table = replay
+    out = tmp_path / "out"
+    summary = run_search(space(trials=6, concurrency=2, searcher="geometry"), out, objective=f"table:{table}")
+    rows = sorted(rows_of(out), key=lambda r: r["order"])
+    assert len(rows) == 6 and len({r["key"] for r in rows}) == 6
+    assert {tuple(r["layers"]) for r in rows[:2]} <= {(5,), (1,), (4,)}
+    proposals = summary["searcher"]["proposals"]
+    assert proposals["queued"] == 3 and proposals["prior"] <= 2 and proposals["sampler"] == 0
+    assert sum(proposals.values()) == 6 and summary["searcher"]["repeats_answered"] == 0
+    assert summary["best"]["layers"] == [4]
+
+
+def test_each_category_gets_its_own_best_configuration_from_one_search(tmp_path):
+    """The categories disagree: OCR is best at the deep layer, vision-centric at a middle one, the weighted objective
+    at a fusion; without per-question answers (a table objective) the verdict says so instead of a number."""
+    from raylayers.config.search import ObjectiveSection
+    from raylayers.search.summary import recommend_per_category
+
+    def row(trial_id, layers, score, ocr, vision):
+        return {"trial_id": trial_id, "layers": layers, "connector": "concat" if len(layers) > 1 else "linear",
+                "hyperparameters": "{}", "score": score, "score_ocr": ocr, "score_vision_centric": vision}
+
+    rows = [row("base", [23], 0.30, 0.28, 0.25), row("mid", [16], 0.31, 0.22, 0.45), row("deep", [24], 0.29, 0.29, 0.2),
+            row("fused", [5, 16, 23], 0.36, 0.27, 0.40)]
+    recommended = recommend_per_category(tmp_path, rows, rows[3], rows[0], ObjectiveSection())
+    assert {name: r["layers"] for name, r in recommended.items()} == {
+        "weighted": [5, 16, 23], "ocr": [24], "vision_centric": [16]}
+    assert recommended["vision_centric"]["baseline_score"] == 0.25 and recommended["vision_centric"]["score"] == 0.45
+    assert recommended["ocr"]["verdict"] == "no per-question answers to compare (a table objective)"
