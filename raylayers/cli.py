@@ -383,35 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def interrupted_line(args: argparse.Namespace, argv: list[str], signal_name: str) -> str:
-    """The one line after Ctrl-C or SIGTERM: what was kept and the command that carries on from it."""
-    import shlex
-
-    again = "raylayers " + shlex.join(argv if "--resume" in argv else [*argv, "--resume"])
-    line = f"raylayers {args.command}: interrupted ({signal_name})"
-    if args.command == "train":
-        from raylayers.config import TrainConfig, load_config, resolve_config_path
-        from raylayers.train import run_state
-        from raylayers.train.driver import newest_checkpoint
-
-        if run_state(args.out) != "unfinished":
-            return f"{line}; nothing to resume, run it again: raylayers {shlex.join(argv)}"
-        newest = newest_checkpoint(load_config(TrainConfig, resolve_config_path(args.config), args.set), args.out)
-        return f"{line}; newest checkpoint: {newest or 'none yet (the run restarts)'}; resume with: {again}"
-    if args.command == "search":
-        from raylayers.search.results import read_results
-        from raylayers.search.summary import RESULTS_FILE
-
-        results = Path(args.out) / RESULTS_FILE
-        done = len(read_results(results)) if results.is_file() else 0
-        return f"{line}; {done} trial(s) recorded in {results}; resume with: {again}"
-    if args.command == "demo":
-        return f"{line}; what is done is kept in {Path(args.out).resolve()}; resume with: {again}"
-    return line
-
-
 def main(argv: list[str] | None = None) -> int:
-    from raylayers.interrupts import Interrupted, active, handling_interrupts, stop_ray
+    from raylayers.interrupts import Interrupted, active, handling_interrupts
+    from raylayers.resume_line import report_interrupt
 
     # Ray connects by itself on first use unless told not to; every command starts or joins Ray explicitly
     # (`init_ray`), and after an interrupt a Tune or Train loop still winding down must not start a new cluster
@@ -426,13 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as signal:
         if not outermost:
             raise
-        stop_ray()  # the local cluster we started goes, workers and all; a checkpoint cut short is not used
-        try:
-            message = interrupted_line(args, argv, signal.name)
-        except (UserError, OSError):
-            message = f"raylayers {args.command}: interrupted ({signal.name})"
-        print(message, file=sys.stderr, flush=True)
-        return signal.exit_code
+        return report_interrupt(args, argv, signal)
     except UserError as err:
         message = " ".join(str(err).split())  # one line, always
         print(f"raylayers {args.command}: error: {message}", file=sys.stderr)
