@@ -12,6 +12,7 @@ A trial runs in a working directory of its own: everything it reads arrives reso
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -126,8 +127,13 @@ def table_trial(trial: dict, settings: dict) -> None:
     rows = table.get(trial["key"])
     if rows is None:
         raise UserError(f"configuration {trial['key']} is not in the table {settings['table']}")
+    # RAYLAYERS_REPLAY_STEP_SECONDS: a pause before each replayed report, as if training took that long (to watch a
+    # replay search, or to stop one mid-way: a replayed trial otherwise takes milliseconds)
+    pause = float(os.environ.get("RAYLAYERS_REPLAY_STEP_SECONDS") or 0)
     for row in rows[:-1]:
+        time.sleep(pause)
         tune.report({"score": float(row["score"]), "global_step": int(row.get("step") or 0)})
+    time.sleep(pause)
     last = rows[-1]
     extra = {k: float(v) for k, v in last.items() if k.startswith("score_") and v is not None}
     _report_final({"score": float(last["score"]), **extra}, {"global_step": int(last.get("step") or 1)})

@@ -188,7 +188,8 @@ def test_killed_search_resumes_without_rerunning_a_finished_trial(replay, tmp_pa
     out = tmp_path / "out"
     argv = [sys.executable, "-m", "raylayers.cli", "search", "--space", str(space(trials=6)), "--out", str(out),
             "--objective", f"table:{table}"]
-    env = {**os.environ, "RAYLAYERS_PROGRESS": "0"}
+    # each replayed trial takes ~1 s (it would take milliseconds), so the search is still running when it is stopped
+    env = {**os.environ, "RAYLAYERS_PROGRESS": "0", "RAYLAYERS_REPLAY_STEP_SECONDS": "0.3"}
     driver = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -219,7 +220,8 @@ def test_sigterm_ends_a_search_with_143_and_one_line_and_the_resume_keeps_every_
     space, _, table = replay
     out = tmp_path / "out"
     argv = ["search", "--space", str(space(trials=6)), "--out", str(out), "--objective", f"table:{table}"]
-    env = {**os.environ, "RAYLAYERS_PROGRESS": "0"}
+    # each replayed trial takes ~1 s (it would take milliseconds), so the search is still running when it is stopped
+    env = {**os.environ, "RAYLAYERS_PROGRESS": "0", "RAYLAYERS_REPLAY_STEP_SECONDS": "0.3"}
     driver = subprocess.Popen([sys.executable, "-m", "raylayers.cli", *argv], env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
