@@ -54,6 +54,22 @@ def two_worker_config(stack, tmp_path, *overrides):
     return load_config(TrainConfig, data=data, overrides=list(overrides))
 
 
+def in_background(function, *args) -> tuple[threading.Thread, dict]:
+    """`function(*args)` in a thread, its result or error in the dict ("summary" / "error"): Ray starts a node only
+    from the main thread, where the test loses a node and adds one while the run goes on."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["summary"] = function(*args)
+        except BaseException as err:  # noqa: BLE001 (handed to the test)
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
 def groups(out) -> list[dict]:
     return [json.loads(line) for line in (out / "worker_groups.jsonl").read_text().splitlines()]
 
@@ -67,16 +83,7 @@ def test_two_workers_on_two_nodes_survive_losing_one_and_resume_from_the_last_ch
     out = tmp_path / "run"
     first_nodes = node_ids(two_nodes)
     checkpoints = tmp_path / "shared" / config.name
-    outcome = {}
-
-    def train():  # in a thread: Ray starts a node only from the main thread, where the test loses and adds one
-        try:
-            outcome["summary"] = run_training(config, out)
-        except BaseException as err:  # noqa: BLE001 (handed to the test)
-            outcome["error"] = err
-
-    trainer = threading.Thread(target=train, daemon=True)
-    trainer.start()
+    trainer, outcome = in_background(run_training, config, out)
     deadline = time.time() + 300
     snapshot = checkpoints / "checkpoint_manager_snapshot.json"  # Ray Train's record: a checkpoint it can restore
     while time.time() < deadline and trainer.is_alive() and not (
@@ -126,16 +133,8 @@ space: {{num_layers: [1], layers: [-2], hyperparameters: {{stage2.learning_rate:
 objective: {{bench: {world / 'bench'}, limit: 3}}
 budget: {{trials: 2, searcher: grid, retries: 1}}
 """)
-    out, outcome = tmp_path / "out", {}
-
-    def search():  # in a thread: Ray starts a node only from the main thread, where the test loses and adds one
-        try:
-            outcome["summary"] = run_search(space, out)
-        except BaseException as err:  # noqa: BLE001 (handed to the test)
-            outcome["error"] = err
-
-    searching = threading.Thread(target=search, daemon=True)
-    searching.start()
+    out = tmp_path / "out"
+    searching, outcome = in_background(run_search, space, out)
 
     def second_trial_checkpointed() -> bool:  # the first trial recorded, the second past its stage-1 checkpoint
         snapshots = [p.read_text() for p in (tmp_path / "shared").glob("*/checkpoint_manager_snapshot.json")]
