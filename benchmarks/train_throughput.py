@@ -62,15 +62,25 @@ def save_stack(vision, text, folder: Path) -> None:
     del LlamaForCausalLM
 
 
-def timed(step, warmup: int, steps: int, sync) -> float:
-    for _ in range(warmup):
-        step()
+def interleaved(steps: dict, warmup: int, per_round: int, rounds: int, sync) -> dict:
+    """Seconds per step of each named step function: after `warmup` steps each, `rounds` rounds in which every
+    function runs `per_round` steps in turn; the median round of each. Interleaving keeps a slow spell of the
+    machine (another process, the CPU's clock) from landing on one side only."""
+    import statistics
+
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
     sync()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return (time.perf_counter() - started) / steps
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            for _ in range(per_round):
+                step()
+            sync()
+            times[name].append((time.perf_counter() - started) / per_round)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -78,7 +88,8 @@ def main() -> None:
     parser.add_argument("--scale", choices=["demo", "clip-l-1.4b"], default="demo")
     parser.add_argument("--demo-dir", default="runs/demo", help="where `raylayers demo` wrote encoder/ (demo scale)")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the median round counts)")
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
 
@@ -102,7 +113,8 @@ def main() -> None:
     dtype = torch.bfloat16 if use_gpu else torch.float32
     vision, text, text_tokens = build_sizes(args.scale, Path(args.demo_dir))
     results: dict = {"scale": args.scale, "device": torch.cuda.get_device_name() if use_gpu else "cpu",
-                     "threads": torch.get_num_threads(), "batch": args.batch, "steps": args.steps}
+                     "threads": torch.get_num_threads(), "batch": args.batch, "steps": args.steps,
+                     "rounds": args.rounds}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         save_stack(vision, text, folder)
@@ -121,7 +133,8 @@ def main() -> None:
         pixels = torch.randn(args.batch, 3, vision.image_size, vision.image_size, device=device)
         results.update(sequence_length=sequence, image_tokens=num_image_tokens)
 
-        # ---- raylayers: LlavaLayers inside a DeepSpeed engine (ZeRO-2, single process)
+        # ---- raylayers: LlavaLayers inside a DeepSpeed engine, the recipe's default ZeRO-2 (one process: it runs
+        # as stage 0, `deepspeed.partition_one_rank`)
         train_config = TrainConfig.model_validate({"model": {"encoder": "e", "lm": "l"},
                                                    "data": {"stage1": "a", "stage2": "b"},
                                                    "stage2": {"global_batch_size": args.batch,
@@ -140,13 +153,9 @@ def main() -> None:
             engine.step()
 
         sync = torch.cuda.synchronize if use_gpu else (lambda: None)
-        seconds = {"raylayers (tower on the fly)": timed(lambda: our_step(False), args.warmup, args.steps, sync),
-                   "raylayers (feature cache)": timed(lambda: our_step(True), args.warmup, args.steps, sync)}
         trained_parameters = sum(p.numel() for p in trainable)
         tower_parameters = sum(p.numel() for p in ours.tower.parameters())
-        engine = ours = None  # free the memory before the baseline is built
-        if use_gpu:
-            torch.cuda.empty_cache()
+        results["zero_stage"] = ds_config["zero_optimization"]["stage"]
 
         # ---- baseline: plain transformers LlavaForConditionalGeneration, torch AdamW, no DeepSpeed
         config = LlavaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
@@ -165,7 +174,10 @@ def main() -> None:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        seconds["transformers LlavaForConditionalGeneration"] = timed(baseline_step, args.warmup, args.steps, sync)
+        seconds = interleaved({"raylayers (tower on the fly)": lambda: our_step(False),
+                               "raylayers (feature cache)": lambda: our_step(True),
+                               "transformers LlavaForConditionalGeneration": baseline_step},
+                              args.warmup, args.steps, args.rounds, sync)
 
     base = seconds["transformers LlavaForConditionalGeneration"]
     results["runs"] = {}

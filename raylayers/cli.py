@@ -75,6 +75,7 @@ def cmd_lrs(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from raylayers.config import TrainConfig, load_config, resolve_config_path
     from raylayers.train import run_state, run_training
+    from raylayers.train.deepspeed import effective_zero_stage
 
     config = load_config(TrainConfig, resolve_config_path(args.config), args.set)
     if args.resume and run_state(args.out) != "unfinished":
@@ -83,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if run_state(args.out) == "finished" else "no training run to resume"))
     _say(f"{'resuming' if args.resume else 'training'} {config.model.connector} on layers "
          f"{config.model.layers or 'default'} ({', '.join(config.stages)}; {config.resources.num_workers} worker(s), "
-         f"ZeRO-{config.deepspeed.zero_stage})")
+         f"ZeRO-{effective_zero_stage(config, config.resources.num_workers)})")
     summary = run_training(config, args.out, resume=args.resume)
     final = summary.get("final_metrics", {})
     described = ", ".join(f"{k} {final[k]:.4g}" for k in ("loss", "val_loss", "val_answer_accuracy") if k in final)

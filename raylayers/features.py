@@ -85,8 +85,13 @@ class ImageFeatures:
                 dist.broadcast_object_list(keys, src=0)
             keys = keys[0]
         mine = keys[self.rank::self.world_size]
-        bad = self._fill_cache(mine, sources, batch_size) if self.cache is not None else {
-            key: reason for key in mine if (reason := check_image(ImageRef.of(key, sources[key])))}
+        if self.cache is not None:
+            from raylayers import timings
+
+            with timings.adding("feature pre-pass"):  # the tower's forward for images not cached yet
+                bad = self._fill_cache(mine, sources, batch_size)
+        else:
+            bad = {key: reason for key in mine if (reason := check_image(ImageRef.of(key, sources[key])))}
         if distributed:
             gathered = [None] * self.world_size
             dist.all_gather_object(gathered, bad)

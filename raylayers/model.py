@@ -28,6 +28,11 @@ from raylayers.tokenizer import IMAGE_TOKEN
 MODEL_FILE = "raylayers_model.json"
 
 
+PLAIN_HEAD_LMS = ("llama", "mistral", "qwen2", "qwen3")
+"""LM types whose logits are exactly `lm_head(hidden)` (no soft-capping or scaling): their training loss can skip
+the head at unsupervised positions (`LlavaLayers._supervised_loss`); others go through their own forward."""
+
+
 def load_tokenizer(source: str, trust_remote_code: bool = False):
     """The LM's tokenizer, with an `<image>` token added when it has none, and a pad token."""
     from transformers import AutoTokenizer
@@ -200,9 +205,25 @@ class LlavaLayers(nn.Module):
             features = self.image_features(pixel_values)
         embeds = self.embed(input_ids, features)
         try:
+            if labels is not None and self.training and self.lm.config.model_type in PLAIN_HEAD_LMS:
+                return self._supervised_loss(embeds, attention_mask, labels)
             return self.lm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
         finally:
             self._additions = {}
+
+    def _supervised_loss(self, embeds, attention_mask, labels):
+        """The LM's training loss with its output head applied only where a label is (HF applies it at every
+        position, the image tokens and the prompt included, then ignores those): the same mean cross-entropy
+        over the shifted labels, without the logits nobody reads. Training only; `logits` is None."""
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        hidden = self.lm.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
+                                       use_cache=False).last_hidden_state
+        targets = labels[:, 1:]
+        kept = targets != -100
+        logits = self.lm.get_output_embeddings()(hidden[:, :-1][kept])
+        loss = nn.functional.cross_entropy(logits.float(), targets[kept])
+        return CausalLMOutputWithPast(loss=loss, logits=None)
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, pixel_values=None, features=None, max_new_tokens=16,

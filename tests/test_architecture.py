@@ -10,13 +10,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raylayers"
 LAYERS = [
     # 0: facts and plumbing everyone shares
     ("raylayers.errors", "raylayers.interrupts", "raylayers.paths", "raylayers.files", "raylayers.layers",
-     "raylayers.prompts",
+     "raylayers.prompts", "raylayers.timings",
      "raylayers.evaluate.schema", "raylayers.config", "raylayers.configs"),
     # 1: leaves that know one outside library each
     ("raylayers.tokenizer", "raylayers.image_source", "raylayers.feature_cache", "raylayers.encoders",
      "raylayers.connectors", "raylayers.plots", "raylayers.world", "raylayers.ray_session", "raylayers.data"),
     # 2: the tower's features and its similarity
-    ("raylayers.features", "raylayers.lrs"),
+    ("raylayers.features", "raylayers.lrs", "raylayers.sample_cache"),
     # 3: the model
     ("raylayers.model",),
     # 4: what runs a model

@@ -27,11 +27,34 @@ def batch(model, tokenizer, count=2):
 def test_forward_merges_image_tokens_and_supervises_answers(tiny_stack):
     model, tokenizer = build(tiny_stack)
     input_ids, labels, pixels = batch(model, tokenizer)
-    output = model(input_ids, labels=labels, pixel_values=pixels)
+    output = model.eval()(input_ids, labels=labels, pixel_values=pixels)
     assert output.logits.shape[:2] == input_ids.shape and torch.isfinite(output.loss)
     metadata = model.metadata()
     assert metadata["num_image_tokens"] == 16 and metadata["parameters"]["connector"] > 0
     assert metadata["vision_layers"] == [model.tower.num_layers - 1]
+
+
+def test_training_loss_skips_the_head_where_nothing_is_supervised_and_matches_the_lm_loss(tiny_stack):
+    """In training the head runs only at supervised positions: the loss and every gradient equal the LM's own."""
+    model, tokenizer = build(tiny_stack)
+    model.lm.requires_grad_(True)
+    input_ids, labels, pixels = batch(model, tokenizer, count=3)
+    labels[1, -2:] = -100  # rows supervise different positions
+    assert model.lm.config.model_type == "llama"
+
+    def loss_and_grads(training: bool):
+        model.zero_grad(set_to_none=True)
+        output = model.train(training)(input_ids, labels=labels, pixel_values=pixels)
+        output.loss.backward()
+        return output, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    fast, fast_grads = loss_and_grads(True)
+    full, full_grads = loss_and_grads(False)
+    assert fast.logits is None and full.logits is not None
+    assert torch.allclose(fast.loss, full.loss, atol=1e-6)
+    assert fast_grads.keys() == full_grads.keys() and len(fast_grads) > 10
+    for name, grad in fast_grads.items():
+        assert torch.allclose(grad, full_grads[name], atol=1e-6), name
 
 
 def test_image_feature_count_must_match_image_tokens(tiny_stack):

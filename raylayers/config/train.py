@@ -102,6 +102,10 @@ class DeepSpeedConfig(Section):
 
     zero_stage: Literal[0, 1, 2, 3] = 2
     """ZeRO stage (selects raylayers/configs/deepspeed/zero<stage>.json)."""
+    partition_one_rank: bool = False
+    """ZeRO 1 and 2 partition optimizer state and gradients across ranks; on a single rank there is nothing to
+    split and the bookkeeping costs about 8% of a demo-size step (`benchmarks/train_throughput.py`), so a
+    one-worker run uses the stage-0 JSON unless this is true (or `config` is your own JSON)."""
     config: LocalPath | None = None
     """Your own DeepSpeed JSON instead of the shipped one (batch sizes and precision are filled in by raylayers)."""
 

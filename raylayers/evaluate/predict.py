@@ -55,12 +55,14 @@ def _template_of(model_folder: Path) -> tuple[str, int]:
 class Predictor:
     """A loaded checkpoint that answers benchmark rows."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", batch_size: int = 16):
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", batch_size: int = 16, loaded=None):
+        """`loaded`: the (model, tokenizer) the checkpoint was saved from, still in memory (a training run that
+        evaluates its own model): used instead of loading them again from `checkpoint`."""
         from raylayers.data import ConversationEncoder
         from raylayers.model import LlavaLayers
 
         folder = find_checkpoint(checkpoint)
-        self.model, self.tokenizer = LlavaLayers.load(folder)
+        self.model, self.tokenizer = loaded if loaded is not None else LlavaLayers.load(folder)
         self.device = torch.device(device)
         self.model.tower.to(self.device)
         self.model.to(self.device).eval()

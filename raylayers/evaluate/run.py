@@ -177,10 +177,11 @@ def _shards(size: int, parts: int) -> list[tuple[int, int]]:
 def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path, mode: str = "greedy",
                         workers: int = 1, batch_size: int = 16, limit: int | None = None,
                         use_gpu: bool = False, weights: dict[str, float] | None = None,
-                        metric: str = "official") -> dict:
+                        metric: str = "official", loaded=None) -> dict:
     """Answer every question of the benchmarks with the checkpoint (here, or sharded over Ray workers) and score
     them; writes `predictions.jsonl`, `per_question.parquet` and `scores.json` into `out`. `weights` and `metric`
-    (official or lenient) make the category means and the overall score."""
+    (official or lenient) make the category means and the overall score. `loaded`: the checkpoint's (model,
+    tokenizer) still in memory (one worker), not loaded again."""
     from raylayers.config import MODES
     from raylayers.evaluate.predict import find_checkpoint
 
@@ -197,7 +198,7 @@ def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path
           f"{workers} worker(s)", flush=True)
     device = "cuda" if use_gpu else "cpu"
     if workers <= 1:
-        answers = _answer_here(folder, benches, mode, batch_size, device)
+        answers = _answer_here(folder, benches, mode, batch_size, device, loaded)
     else:
         answers = _answer_on_ray(folder, benches, bench_folders, mode, batch_size, device, limit, workers)
     per_benchmark, table_rows = {}, []
@@ -222,21 +223,24 @@ def evaluate_checkpoint(checkpoint: str | Path, bench_spec: str, out: str | Path
     return _write_outputs(out, per_benchmark, table_rows, extra)
 
 
-def _answer_here(folder: str, benches: list[Benchmark], mode: str, batch_size: int, device: str
+def _answer_here(folder: str, benches: list[Benchmark], mode: str, batch_size: int, device: str, loaded=None
                  ) -> dict[str, list[dict]]:
     """Every benchmark's answers from one predictor in this process, with a progress line."""
+    from raylayers import timings
     from raylayers.evaluate.predict import Predictor
 
-    predictor = Predictor(folder, device=device, batch_size=batch_size)
+    with timings.span("evaluation load"):
+        predictor = Predictor(folder, device=device, batch_size=batch_size, loaded=loaded)
     total, done, answers = sum(len(b.rows) for b in benches), 0, {}
-    for bench in benches:
-        def progress(n, name=bench.name):
-            nonlocal done
-            done += n
-            print(f"\r[raylayers] eval {name}: {done}/{total} questions", end="", file=sys.stderr, flush=True)
+    with timings.span("evaluation forwards"):
+        for bench in benches:
+            def progress(n, name=bench.name):
+                nonlocal done
+                done += n
+                print(f"\r[raylayers] eval {name}: {done}/{total} questions", end="", file=sys.stderr, flush=True)
 
-        answers[bench.name] = predictor.predict(bench.rows, [bench.image_source(r) for r in bench.rows],
-                                                bench.answer_type, mode, progress)
+            answers[bench.name] = predictor.predict(bench.rows, [bench.image_source(r) for r in bench.rows],
+                                                    bench.answer_type, mode, progress)
     print(file=sys.stderr)
     return answers
 

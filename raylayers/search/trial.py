@@ -12,6 +12,7 @@ A trial runs in a working directory of its own: everything it reads arrives reso
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -54,15 +55,20 @@ def train_trial(trial: dict, settings: dict) -> None:
 
     `settings` holds what the driver resolved (the search config, the base TrainConfig, absolute paths): a trial
     runs in a working directory of its own and reads no user path relative to it."""
+    entered = time.time()
     import torch
     from ray import tune
 
+    from raylayers import timings
     from raylayers.evaluate.run import evaluate_checkpoint
     from raylayers.train import run_training
 
     config = settings["config"]
     trial_id = tune.get_context().get_trial_id()
     out = Path(settings["out"]) / "trials" / trial_id
+    timings.use(out)  # where this trial's time goes (benchmarks/trial_overhead.py reads it)
+    timings.record("trial process", timings.process_started(), entered)
+    timings.record("trial imports", entered, time.time())
     train_config = trial_train_config(settings["base"], trial, name=trial_id)
     if config.budget.storage_path:
         train_config = train_config.model_copy(update={"resources": train_config.resources.model_copy(
@@ -71,19 +77,35 @@ def train_trial(trial: dict, settings: dict) -> None:
     with (out / "attempts.log").open("a") as log:  # one line per attempt: retries are visible
         log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} attempt of {trial['key']}\n")
     started = time.perf_counter()
-    summary = run_training(train_config, out, tune_callback=True, resume=True)  # a retried or restored trial
-    steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())
-    torch.set_num_threads(max(1, train_config.resources.cpus_per_worker))
     objective = config.objective
-    scores = evaluate_checkpoint(out / "model", settings["bench"], out / "eval", mode=objective.mode,
-                                 batch_size=objective.batch_size, limit=objective.limit,
-                                 use_gpu=train_config.resources.use_gpu, weights=objective.weights or None,
-                                 metric=objective.metric)
+    evaluation = {"bench_spec": settings["bench"], "mode": objective.mode, "batch_size": objective.batch_size,
+                  "limit": objective.limit, "weights": objective.weights or None, "metric": objective.metric}
+    with timings.span("training run"):  # rank 0 evaluates the trained model in memory, when it can
+        summary = run_training(train_config, out, tune_callback=True, resume=True,  # a retried or restored trial
+                               encoder_layers=_checked_depth(settings, train_config), evaluation=evaluation)
+    steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())
+    if summary.get("evaluated") and (out / "eval" / "scores.json").is_file():
+        scores = json.loads((out / "eval" / "scores.json").read_text())
+    else:  # evaluated here from the saved model (ZeRO-3, bf16, or a resumed run that had nothing left to train)
+        torch.set_num_threads(max(1, train_config.resources.cpus_per_worker))
+        with timings.span("evaluation"):
+            scores = evaluate_checkpoint(out / "model", out=out / "eval", use_gpu=train_config.resources.use_gpu,
+                                         **evaluation)
     final = summary.get("final_metrics", {})
+    timings.record("trial", entered, time.time())
+    timings.use(None)
     _report_final(scores["row"], {"global_step": steps or final.get("global_step", 0),
                                   "probe_score": final.get("val_answer_accuracy"),
                                   "image_reliance": final.get("val_image_reliance"),
                                   "train_seconds": round(time.perf_counter() - started, 2)})
+
+
+def _checked_depth(settings: dict, config: TrainConfig) -> int | None:
+    """The encoder depth the search driver found, when this trial trains the encoder and LM it checked (a
+    hyper-parameter may swap either: then the trial checks them itself)."""
+    base = settings["base"].model
+    same = all(getattr(config.model, key) == getattr(base, key) for key in ("encoder", "lm", "trust_remote_code"))
+    return settings.get("encoder_layers") if same else None
 
 
 def load_table(path: str | Path) -> dict[str, list[dict]]:

@@ -161,13 +161,14 @@ def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
         from raylayers.train import check_before_launch
 
         base = base_train_config(config)  # fails here, before any trial, on a bad recipe
-        check_before_launch(base.model_copy(update={"model": base.model.model_copy(update={
+        checked = check_before_launch(base.model_copy(update={"model": base.model.model_copy(update={
             "layers": [layer_space.layers[-1]],
             "connector": layer_space.single_connectors[0] if layer_space.single_connectors
             else base.model.connector})}))
         # the benchmark folders, found (and real-benchmark downloads imported) once, here
         bench = resolve_benchmarks(config.objective.bench, out)
-        settings.update(base=base, bench=",".join(str(folder) for folder in bench))
+        settings.update(base=base, bench=",".join(str(folder) for folder in bench),
+                        encoder_layers=checked["encoder_layers"])
         trainable = tune.with_parameters(train_trial, settings=settings)
     else:
         raise UserError(f"--objective '{objective}': use train or table:FILE.parquet")

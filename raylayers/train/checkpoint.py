@@ -96,8 +96,10 @@ def untied(tensors: dict) -> dict:
 
 def is_complete(folder: Path, world_size: int) -> bool:
     """Whether a checkpoint folder was written whole: its state, its weights and DeepSpeed's files for `world_size`
-    ranks. Cheap, nothing is loaded: safetensors refuses to open a file its header does not fully cover, and
-    torch's zip archives keep their index at the end, so a file cut short by a kill does not open either."""
+    ranks (ZeRO 1-3: an optimizer archive per rank; stage 0, as `state.json`'s `zero_stage` says: rank 0's model
+    and optimizer archive). Cheap, nothing is loaded: safetensors refuses to open a file its header does not fully
+    cover, and torch's zip archives keep their index at the end, so a file cut short by a kill does not open
+    either."""
     import zipfile
 
     from safetensors import SafetensorError, safe_open
@@ -112,7 +114,8 @@ def is_complete(folder: Path, world_size: int) -> bool:
             with safe_open(str(path), framework="pt"):
                 pass
         archives = sorted((folder / "ds" / "ds").glob("*.pt"))
-        if not archives or sum("optim_states" in path.name for path in archives) < world_size:
+        expected = ("model_states", 1) if int(state.get("zero_stage", 2)) == 0 else ("optim_states", world_size)
+        if not archives or sum(expected[0] in path.name for path in archives) < expected[1]:
             return False
         for path in archives:
             with zipfile.ZipFile(path):

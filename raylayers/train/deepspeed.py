@@ -23,8 +23,8 @@ def deepspeed_config(config: TrainConfig, stage: StageConfig, world_size: int, u
         if not isinstance(base, dict):
             raise UserError(f"DeepSpeed config '{config.deepspeed.config}' must hold a JSON object")
     else:
-        name = f"zero{config.deepspeed.zero_stage}.json"
-        base = json.loads(resources.files("raylayers.configs.deepspeed").joinpath(name).read_text())
+        base = json.loads(resources.files("raylayers.configs.deepspeed").joinpath(
+            f"zero{effective_zero_stage(config, world_size)}.json").read_text())
     precision = config.precision if config.precision != "auto" else ("bf16" if use_gpu else "fp32")
     accumulation = stage.global_batch_size // (stage.micro_batch_size * world_size)
     filled = {
@@ -44,6 +44,15 @@ def deepspeed_config(config: TrainConfig, stage: StageConfig, world_size: int, u
     if leftover:
         raise UserError(f"DeepSpeed config: cannot fill 'auto' for {', '.join(leftover)}")
     return base
+
+
+def effective_zero_stage(config: TrainConfig, world_size: int) -> int:
+    """The ZeRO stage a run uses: the configured one, except ZeRO 1/2 on a single rank, which partitions over one
+    rank (no memory saved, only bookkeeping) and runs as stage 0 unless `deepspeed.partition_one_rank`."""
+    stage = config.deepspeed.zero_stage
+    if world_size == 1 and stage in (1, 2) and not config.deepspeed.partition_one_rank:
+        return 0
+    return stage
 
 
 def walk(tree: dict, prefix: str = ""):

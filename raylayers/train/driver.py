@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from raylayers import timings
 from raylayers.config import TrainConfig, dump_yaml
 from raylayers.errors import UserError, user_error_in
 from raylayers.interrupts import blocking
@@ -39,20 +40,18 @@ def check_records(config: TrainConfig) -> None:
         load_records(config.data.val, config.data.val_records)
 
 
-def check_before_launch(config: TrainConfig, records: bool = True) -> dict:
+def check_before_launch(config: TrainConfig, records: bool = True, encoder_layers: int | None = None) -> dict:
     """Everything that can be checked without a worker: data files (and with `records`, every record in them),
-    encoder depth, connector name and layers.
+    encoder depth, connector name and layers. `encoder_layers`: the encoder's depth, known already (a search
+    trial: the search driver loaded the encoder, the LM and the tokenizer of the same base recipe once), so they
+    are not loaded again.
 
     Returns what the driver learnt: the encoder's depth, the selected `layers` (positive, resolved once here) and
     the `vision_layers` the connector reads.
     """
-    from transformers import AutoConfig
-
     from raylayers.connectors import connector_class
-    from raylayers.encoders import load_encoder_config, load_errors, quiet_transformers
-    from raylayers.model import load_tokenizer, resolve_model_layers
+    from raylayers.model import resolve_model_layers
 
-    quiet_transformers()
     cls = connector_class(config.model.connector)  # names the valid choices
     for stage_name in config.stages:
         path = Path(getattr(config.data, stage_name))
@@ -62,24 +61,37 @@ def check_before_launch(config: TrainConfig, records: bool = True) -> dict:
         raise UserError(f"data.val: '{config.data.val}' does not exist")
     if records:
         check_records(config)
-    encoder_config = load_encoder_config(config.model.encoder, config.model.trust_remote_code)
-    depth = (getattr(encoder_config, "vision_config", None) or encoder_config).num_hidden_layers
-    try:
-        AutoConfig.from_pretrained(config.model.lm, trust_remote_code=config.model.trust_remote_code)
-    except load_errors() as err:
-        raise UserError(f"model.lm: cannot load '{config.model.lm}': {' '.join(str(err).split())[:200]}") from None
-    load_tokenizer(config.model.lm, config.model.trust_remote_code)
+    depth = encoder_layers
+    if depth is None:  # (transformers is imported only here: a search trial's process never needs it)
+        from transformers import AutoConfig
+
+        from raylayers.encoders import load_encoder_config, load_errors, quiet_transformers
+        from raylayers.model import load_tokenizer
+
+        quiet_transformers()
+        encoder_config = load_encoder_config(config.model.encoder, config.model.trust_remote_code)
+        depth = (getattr(encoder_config, "vision_config", None) or encoder_config).num_hidden_layers
+        try:
+            AutoConfig.from_pretrained(config.model.lm, trust_remote_code=config.model.trust_remote_code)
+        except load_errors() as err:
+            raise UserError(f"model.lm: cannot load '{config.model.lm}': {' '.join(str(err).split())[:200]}"
+                            ) from None
+        load_tokenizer(config.model.lm, config.model.trust_remote_code)
     layers = resolve_model_layers(config.model, depth)
     return {"encoder_layers": depth, "layers": layers, "vision_layers": cls.required_layers(layers, depth)}
 
 
-def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = False, resume: bool = False) -> dict:
+def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = False, resume: bool = False,
+                 encoder_layers: int | None = None, evaluation: dict | None = None) -> dict:
     """Run the recipe on Ray Train; returns the run's summary. Raises UserError on bad input or divergence.
 
     Without `resume`, an `out` that holds a run (finished or not) is refused before anything is written. With it
     (`raylayers train --resume`, and every search trial: Tune retries and restores trials into their folder), an
     unfinished run with the same config continues from its last checkpoint, and a finished one with the same config
-    is returned as it is, nothing rewritten; another config is refused naming the keys that differ."""
+    is returned as it is, nothing rewritten; another config is refused naming the keys that differ.
+    `encoder_layers`: the encoder's depth when the caller checked the encoder, LM and tokenizer already.
+    `evaluation`: `evaluate_checkpoint`'s arguments (bench, mode, ...): rank 0 evaluates the trained model in
+    memory into `out/eval` (a search trial; the summary's `evaluated` says whether it did)."""
     from raylayers.ray_session import init_ray
 
     out = Path(out).resolve()
@@ -87,7 +99,8 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     if not resume:
         check_new_run(config, out)  # before anything is written: a finished run's files stay as they are
     # paths are absolute already: a config's paths resolve when it is made. A search checked the records once.
-    checked = check_before_launch(config, records=not tune_callback)
+    with timings.span("training checks"):
+        checked = check_before_launch(config, records=not tune_callback, encoder_layers=encoder_layers)
     # the layers resolved once, against the encoder's depth: workers and the saved config carry positive numbers
     config = config.model_copy(update={"model": config.model.model_copy(update={"layers": checked["layers"]})})
     if state != "none":
@@ -101,7 +114,8 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     (out / DIVERGED_FILE).unlink(missing_ok=True)
     resume_from = newest_checkpoint(config, out) if state == "unfinished" else None
     try:
-        result = blocking(_trainer(config, out, tune_callback, resume_from).fit)  # Ctrl-C reaches us, not Ray
+        with timings.span("ray train fit"):  # Ctrl-C reaches us, not Ray
+            result = blocking(_trainer(config, out, tune_callback, resume_from, evaluation).fit)
     except Exception as err:  # a worker's UserError arrives wrapped in Ray's error with its traceback
         message = user_error_in(str(err))
         if message is None:
@@ -122,6 +136,9 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     return summary
 
 
+HEALTH_CHECK_INTERVAL_S = 0.2
+
+
 def newest_checkpoint(config: TrainConfig, out: str | Path) -> Path | None:
     """The newest checkpoint of the run in `out` written whole (None for none yet, or for storage at a URI, where
     Ray Train's own record is all there is to go by)."""
@@ -129,18 +146,25 @@ def newest_checkpoint(config: TrainConfig, out: str | Path) -> Path | None:
     return newest_complete(folder, config.resources.num_workers) if folder is not None else None
 
 
-def _trainer(config: TrainConfig, out: Path, tune_callback: bool, resume_from: Path | None = None):
+def _trainer(config: TrainConfig, out: Path, tune_callback: bool, resume_from: Path | None = None,
+             evaluation: dict | None = None):
     """The `TorchTrainer`: workers and resources, the backend, storage, restarts, checkpoints kept."""
+    import os
+
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    # Ray Train's controller polls its workers every 2 s by default: a finished run waits up to that long to be
+    # noticed, and every report reaches Tune that late. 0.2 s costs a remote call per worker per poll; a user's
+    # own setting wins (the controller reads it from the driver's environment)
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(HEALTH_CHECK_INTERVAL_S))
     hardware = config.resources
     storage = hardware.storage_path or str(out / "ray")  # an absolute local path, or a URI such as s3://bucket/prefix
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": config.model_dump(), "out": str(out),
                            "threads_per_worker": max(1, hardware.cpus_per_worker),
-                           "resume_from": str(resume_from) if resume_from else None},
+                           "resume_from": str(resume_from) if resume_from else None, "evaluation": evaluation},
         scaling_config=ray.train.ScalingConfig(num_workers=hardware.num_workers, use_gpu=hardware.use_gpu,
                                                resources_per_worker={"CPU": hardware.cpus_per_worker}),
         torch_config=TorchConfig(backend="nccl" if hardware.use_gpu else "gloo"),

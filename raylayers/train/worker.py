@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
+from raylayers import timings
 from raylayers.config import StageConfig, TrainConfig
-from raylayers.data import ConversationEncoder, SampleOrder, collate, encode_samples
+from raylayers.data import ConversationEncoder, SampleOrder, collate
 from raylayers.errors import UserError
 from raylayers.features import ImageFeatures
 from raylayers.train.checkpoint import (
@@ -36,7 +37,7 @@ from raylayers.train.checkpoint import (
     save_checkpoint,
     trainable_weights,
 )
-from raylayers.train.deepspeed import deepspeed_config
+from raylayers.train.deepspeed import deepspeed_config, effective_zero_stage
 from raylayers.train.divergence import DivergenceGuard
 from raylayers.train.probe import all_reduce_sum, probe
 from raylayers.train.schedule import stage_schedule, warmup_steps
@@ -59,6 +60,8 @@ class Worker:
     state: dict  # the checkpoint state: stage, step, stage_done, stages_done, steps_by_stage, global_step
     resume_dir: Path | None  # the checkpoint this worker group resumes from (until its stage starts)
     carried: dict | None = None  # trainable weights handed from one stage (or checkpoint) to the next
+    evaluation: dict | None = None  # evaluate the trained model in memory at the end (a search trial; rank 0)
+    trained: object = None  # the last stage's model, kept for that evaluation
     summary: dict = field(default_factory=lambda: {"stages": {}, "skipped": {}, "truncated": {}, "resumed_from": None})
     started: float = field(default_factory=time.perf_counter)
 
@@ -83,8 +86,14 @@ class Stage:
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    """One Ray Train worker: setup, every stage not done yet, finish."""
+    """One Ray Train worker: setup, every stage not done yet, finish. Rank 0 records where the time goes
+    (`timings.jsonl` in the run folder: see `raylayers.timings`)."""
+    entered = time.time()
     worker = setup(loop_config)
+    if worker.rank == 0:
+        timings.use(worker.out)
+        timings.record("worker process", timings.process_started(), entered)
+        timings.record("worker setup", entered, time.time())
     try:
         ran = False
         for stage_name in worker.config.stages:
@@ -95,10 +104,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 return  # diverged: the driver reads diverged.json
         if not ran:  # resumed from the last stage's end checkpoint: stopped before its model was written
             save_resumed_model(worker)
+        evaluate_trained(worker)
         finish(worker)
     finally:
         if worker.writer is not None:
             worker.writer.close()
+        timings.use(None)
 
 
 def setup(loop_config: dict) -> Worker:
@@ -106,6 +117,7 @@ def setup(loop_config: dict) -> Worker:
     use_gpu = bool(loop_config["config"]["resources"].get("use_gpu", False))
     if not use_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before deepspeed is imported in this process
+    import deepspeed  # noqa: F401 (imported here, once per process, so the set-up time shows it)
     import ray.train
 
     from raylayers.model import load_tokenizer
@@ -134,7 +146,9 @@ def setup(loop_config: dict) -> Worker:
         writer = SummaryWriter(str(out / "tensorboard"))
     worker = Worker(config, out, rank, world_size, device, use_gpu,
                     load_tokenizer(config.model.lm, config.model.trust_remote_code), writer, state, resume_dir,
-                    carried)
+                    carried, loop_config.get("evaluation"))
+    worker.summary["zero_stage"] = effective_zero_stage(config, world_size)  # 0 for ZeRO-1/2 on one rank
+    worker.state["zero_stage"] = worker.summary["zero_stage"]  # what a whole checkpoint holds (`is_complete`)
     if resume_dir is not None:
         worker.summary["resumed_from"] = {key: state[key] for key in ("stage", "step", "global_step")}
     record_worker_group(worker)
@@ -181,7 +195,8 @@ def run_stage(worker: Worker, stage_name: str) -> bool:
     config, state = worker.config, worker.state
     start_step = 0
     if worker.resume_dir is not None and state["stage"] == stage_name and not state["stage_done"]:
-        stage.engine.load_checkpoint(str(worker.resume_dir / "ds"), tag="ds")
+        with timings.span("checkpoint load", stage=stage_name):
+            stage.engine.load_checkpoint(str(worker.resume_dir / "ds"), tag="ds")
         start_step = state["step"]
     order = SampleOrder(len(stage.samples), config.seed * 2 + (0 if stage_name == "stage1" else 1))
     stage_started, metrics = time.perf_counter(), {}
@@ -190,7 +205,8 @@ def run_stage(worker: Worker, stage_name: str) -> bool:
                             check_grad_norm=config.precision != "fp16", check_plateau=stage.settings.train_lm)
     stage.engine.train()
     for step in range(start_step, stage.total_steps):
-        metrics = train_step(worker, stage, order, step)
+        with timings.adding("training steps"):
+            metrics = train_step(worker, stage, order, step)
         reason = guard.check(metrics)  # the metrics are all-reduced: every rank stops at the same step
         if reason:
             if worker.rank == 0:  # no checkpoint of this state: the last good one stays the latest
@@ -204,8 +220,11 @@ def run_stage(worker: Worker, stage_name: str) -> bool:
         "ranks_agree": ranks_agree(worker.carried)}
     for reason, count in stage.features.skipped.items():
         worker.summary["skipped"][f"{stage_name}: {reason}"] = count
+    timings.flush_totals(stage=stage_name)
     if stage_name == config.stages[-1] and worker.rank == 0:
-        stage.model.save(worker.out / "model", worker.tokenizer, include_lm=True)
+        with timings.span("model save", stage=stage_name):
+            stage.model.save(worker.out / "model", worker.tokenizer, include_lm=True)
+        worker.trained = stage.model
     worker.resume_dir = None
     if hasattr(stage.engine, "destroy"):
         stage.engine.destroy()
@@ -214,20 +233,22 @@ def run_stage(worker: Worker, stage_name: str) -> bool:
 
 def prepare_stage(worker: Worker, stage_name: str) -> Stage:
     """The stage's model (with the carried weights, the right parts trainable), its samples and probe samples."""
-    from raylayers.feature_cache import FeatureCache
+    from raylayers.feature_cache import DEFAULT_CACHE_DIR, FeatureCache
     from raylayers.model import LlavaLayers
+    from raylayers.sample_cache import encode_samples_cached
 
     config, settings = worker.config, worker.config.stage(stage_name)
-    model = LlavaLayers.build(config.model, worker.tokenizer, seed=config.seed)
-    model.to(worker.device)
-    if worker.carried is not None:
-        load_trainable_weights(model, worker.carried)
+    with timings.span("model build", stage=stage_name):
+        model = LlavaLayers.build(config.model, worker.tokenizer, seed=config.seed)
+        model.to(worker.device)
+        if worker.carried is not None:
+            load_trainable_weights(model, worker.carried)
     model.requires_grad_(False)
     model.connector.requires_grad_(True)
     model.lm.requires_grad_(settings.train_lm)
     if worker.rank == 0:
         (worker.out / "model_metadata.json").write_text(json.dumps(model.metadata(), indent=2))
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), time.time()
     cache = FeatureCache(config.cache.dir, model.tower.fingerprint()) if config.cache.enabled else None
     features = ImageFeatures(model, cache, worker.rank, worker.world_size, worker.device)
 
@@ -235,16 +256,19 @@ def prepare_stage(worker: Worker, stage_name: str) -> Stage:
         return ConversationEncoder(worker.tokenizer, model.image_token_id, model.num_image_tokens,
                                    config.data.max_length, template)
 
+    # token ids come from the sample cache next to the feature cache when the same file was encoded alike before
+    token_cache = Path(config.cache.dir or DEFAULT_CACHE_DIR) if config.cache.enabled else None
     data_file = config.data.stage1 if stage_name == "stage1" else config.data.stage2
     stage_encoder = encoder(settings.template)
-    samples = features.prepare(encode_samples(data_file, stage_encoder, config.data.max_records,
-                                              config.data.image_folder))
+    samples = features.prepare(encode_samples_cached(data_file, stage_encoder, config.data.max_records,
+                                                     config.data.image_folder, token_cache))
     worker.summary["truncated"][stage_name] = stage_encoder.truncated
-    probe_samples = features.prepare(encode_samples(config.data.val, encoder(config.stage2.template),
-                                                    config.data.val_records, config.data.image_folder)) \
-        if config.data.val else []
+    probe_samples = features.prepare(encode_samples_cached(config.data.val, encoder(config.stage2.template),
+                                                           config.data.val_records, config.data.image_folder,
+                                                           token_cache)) if config.data.val else []
     if not samples:
         raise UserError(f"{stage_name}: no usable records in '{data_file}' ({dict(features.skipped)})")
+    timings.record("data preparation", started_wall, time.time(), stage=stage_name)
     return Stage(stage_name, settings, model, features, samples, probe_samples,
                  prepare_seconds=time.perf_counter() - started)
 
@@ -265,9 +289,10 @@ def start_engine(worker: Worker, stage: Stage) -> None:
         optimizer, stage_schedule(settings.warmup_ratio, stage.total_steps))
     ds_config = deepspeed_config(worker.config, settings, worker.world_size, worker.use_gpu,
                                  stage.model.lm.config.get_text_config().hidden_size)
-    stage.engine, _, _, _ = deepspeed.initialize(model=stage.model, optimizer=optimizer,
-                                                 lr_scheduler=stage.scheduler, config=ds_config,
-                                                 dist_init_required=False)
+    with timings.span("deepspeed init", stage=stage.name):
+        stage.engine, _, _, _ = deepspeed.initialize(model=stage.model, optimizer=optimizer,
+                                                     lr_scheduler=stage.scheduler, config=ds_config,
+                                                     dist_init_required=False)
 
 
 def train_step(worker: Worker, stage: Stage, order: SampleOrder, step: int) -> dict:
@@ -305,25 +330,29 @@ def after_step(worker: Worker, stage: Stage, step: int, metrics: dict) -> None:
     probing = bool(stage.probe_samples) and (done or (
         config.probe_every_steps and (step + 1) % config.probe_every_steps == 0))
     if probing:
-        metrics.update(probe(stage.engine, stage.probe_samples, stage.features, worker.rank, worker.world_size,
-                             stage.settings.micro_batch_size, worker.tokenizer.pad_token_id))
+        with timings.adding("probes"):
+            metrics.update(probe(stage.engine, stage.probe_samples, stage.features, worker.rank, worker.world_size,
+                                 stage.settings.micro_batch_size, worker.tokenizer.pad_token_id))
     if worker.writer is not None and ((step + 1) % config.log_every_steps == 0 or done or probing):
-        for key, value in metrics.items():
-            if isinstance(value, (int, float)):
-                worker.writer.add_scalar(f"{stage.name}/{key}", value, state["global_step"])
-        worker.writer.flush()
+        with timings.adding("tensorboard"):
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    worker.writer.add_scalar(f"{stage.name}/{key}", value, state["global_step"])
+            worker.writer.flush()
     if done or (step + 1) % config.checkpoint.every_steps == 0:
         state.update(stage=stage.name, step=step + 1, stage_done=done, metrics=metrics)
         state["steps_by_stage"][stage.name] = step + 1
         if done:
             state["stages_done"].append(stage.name)
         lm_trained = any(config.stage(name).train_lm for name in [*state["stages_done"], stage.name])
-        with gathered(stage.trainable, config.deepspeed.zero_stage):
-            worker.carried = trainable_weights(stage.model,
-                                               include_lm=lm_trained or not lm_has_weights(config.model.lm))
-        save_checkpoint(stage.engine, worker.carried, state, metrics, worker.rank)
+        with timings.adding("checkpoints"):
+            with gathered(stage.trainable, config.deepspeed.zero_stage):
+                worker.carried = trainable_weights(stage.model,
+                                                   include_lm=lm_trained or not lm_has_weights(config.model.lm))
+            save_checkpoint(stage.engine, worker.carried, state, metrics, worker.rank)
     elif probing or (step + 1) % config.report_every_steps == 0:
-        ray.train.report(metrics)
+        with timings.adding("reports"):
+            ray.train.report(metrics)
 
 
 def save_resumed_model(worker: Worker) -> None:
@@ -340,10 +369,31 @@ def save_resumed_model(worker: Worker) -> None:
     ray.train.report(dict(worker.state.get("metrics", {})))
 
 
+def evaluate_trained(worker: Worker) -> None:
+    """A search trial's evaluation (`loop_config["evaluation"]`: the arguments of `evaluate_checkpoint`), run by
+    rank 0 on the model it just trained and saved, in memory: no second load from disk. Only where the weights in
+    memory are exactly the saved ones: whole on this rank (not ZeRO-3) and fp32 (a bf16/fp16 engine casts the
+    model; the saved checkpoint loads in fp32). Otherwise, or after a resume that trained nothing, the trial
+    evaluates the saved model itself; `train_summary.json` says which (`evaluated`)."""
+    model, settings = worker.trained, worker.evaluation
+    if worker.rank != 0 or model is None or not settings:
+        return
+    if effective_zero_stage(worker.config, worker.world_size) == 3 or any(
+            p.dtype != torch.float32 for p in model.parameters()):
+        return
+    from raylayers.evaluate.run import evaluate_checkpoint
+
+    with timings.span("evaluation"):
+        evaluate_checkpoint(worker.out / "model", out=worker.out / "eval", loaded=(model, worker.tokenizer),
+                            use_gpu=worker.use_gpu, **settings)
+    worker.summary["evaluated"] = str(worker.out / "eval")
+
+
 def finish(worker: Worker) -> None:
     """`train_summary.json` (rank 0)."""
     if worker.rank == 0:
         from raylayers.files import write_text_atomic
 
+        timings.flush_totals()
         worker.summary["seconds"] = round(time.perf_counter() - worker.started, 2)
         write_text_atomic(worker.out / "train_summary.json", json.dumps(worker.summary, indent=2, default=str))

@@ -11,9 +11,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from raylayers import timings
 from raylayers.cli import main
 from raylayers.config import TrainConfig, load_config
 from raylayers.errors import UserError
+from raylayers.evaluate.run import evaluate_checkpoint
 from raylayers.search.replay import single_layer_table, write_lrs, write_table
 from raylayers.search.results import read_results
 from raylayers.search.tuner import run_search
@@ -305,6 +307,18 @@ def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_st
     assert f"1 of 2 trials failed; first error (trial {bad['trial_id']}): training stopped: the loss became " \
         "NaN/inf" in said
     assert (out / "trials" / good["trial_id"] / "tensorboard").is_dir()
+    # the trained model was evaluated in the worker, in memory: the same answers as the saved model's, from disk
+    trial = out / "trials" / good["trial_id"]
+    trained = json.loads((trial / "train_summary.json").read_text())
+    assert trained["evaluated"] == str(trial / "eval") and trained["zero_stage"] == 0  # ZeRO-2 on one rank
+    in_memory = json.loads((trial / "eval" / "scores.json").read_text())
+    from_disk = evaluate_checkpoint(trial / "model", str(tmp_path / "stack/world/bench"), tmp_path / "again",
+                                    mode=in_memory["mode"], limit=3)
+    assert from_disk["row"] == in_memory["row"]
+    assert (tmp_path / "again" / "predictions.jsonl").read_text() == (trial / "eval" / "predictions.jsonl").read_text()
+    spans = {span["span"] for span in timings.read(trial)}  # where the trial's time went, from every process
+    assert {"trial process", "training checks", "worker process", "model build", "training steps", "probes",
+            "evaluation forwards", "ray train fit", "trial"} <= spans
     best = load_config(TrainConfig, out / "best_config.yaml")
     assert best.stage2.learning_rate == 3.0e-3 and best.data.stage1 == str(tmp_path / "stack/world/stage1.json")
     assert best.cache.dir == str(tmp_path / "cache") and list((tmp_path / "cache").iterdir())

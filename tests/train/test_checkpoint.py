@@ -58,6 +58,18 @@ def test_every_rank_must_have_written_its_optimizer_state(tmp_path):
     assert newest_complete(tmp_path, world_size=2) is None
 
 
+def test_a_stage_0_checkpoint_is_whole_with_rank_0_s_archive_alone(tmp_path):
+    """ZeRO-0 (what a one-rank ZeRO-1/2 run uses) writes the model and optimizer into one archive, no per-rank
+    optimizer files; its state says so. Cut short, it is passed over like any other."""
+    stage0 = fake_checkpoint(tmp_path, "stage1-step000010", 10, ranks=0)
+    state = json.loads((stage0 / "state.json").read_text())
+    assert not is_complete(stage0, 1)  # without the state's word, per-rank optimizer files are expected
+    (stage0 / "state.json").write_text(json.dumps({**state, "zero_stage": 0}))
+    assert is_complete(stage0, 1)
+    cut_short(stage0 / "ds" / "ds" / "mp_rank_00_model_states.pt", keep=0.9)
+    assert not is_complete(stage0, 1)
+
+
 def test_resume_takes_whichever_is_further_along_ray_s_record_or_the_disk(tmp_path):
     from ray.train import Checkpoint  # what ray.train.get_checkpoint returns to a restarted worker group
 
