@@ -71,7 +71,7 @@ class ResultsTable(Callback):
         config = trial.config or {}
         of = f" of {self.trials}" if self.trials else ""
         print(f"[raylayers] trial {trial.trial_id} ({len(trials)}{of}): layers {list(config.get('layers', []))} "
-              f"{config.get('connector')} started", flush=True)
+              f"{config.get('connector')}{_hyper_text(config)} started", flush=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "score" in result and not result.get("final"):
@@ -115,7 +115,8 @@ class ResultsTable(Callback):
         described = f"score {row['score']:.4f}" if row["score"] is not None else status
         if error:
             described += f": {error}"
-        print(f"[raylayers] trial {trial.trial_id}: layers {row['layers']} {row['connector']} -> {described} "
+        print(f"[raylayers] trial {trial.trial_id}: layers {row['layers']} {row['connector']}{_hyper_text(config)} "
+              f"-> {described} "
               f"({len(self.rows)} done)", flush=True)
 
     def _tensorboard(self, row: dict) -> None:
@@ -154,3 +155,10 @@ def _error_line(trial) -> str:
         if "Error" in line or "Exception" in line:
             return line[:500]
     return (lines[-1] if lines else f"failed at {time.strftime('%H:%M:%S')}")[:500]
+
+
+def _hyper_text(config: dict) -> str:
+    """A trial's hyper-parameters for its lines (' stage2.learning_rate=0.001'), empty without any: trials that share
+    layers and connector are told apart."""
+    return "".join(f" {key}={value:g}" if isinstance(value, float) else f" {key}={value}"
+                   for key, value in sorted((config.get("hyperparameters") or {}).items()))

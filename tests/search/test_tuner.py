@@ -306,6 +306,7 @@ def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_st
     assert summary["completed"] == 1 and summary["failed"] == 1
     assert f"1 of 2 trials failed; first error (trial {bad['trial_id']}): training stopped: the loss became " \
         "NaN/inf" in said
+    assert f"trial {good['trial_id']}: layers {good['layers']} mlp2x_gelu stage2.learning_rate=0.003 -> score" in said
     assert (out / "trials" / good["trial_id"] / "tensorboard").is_dir()
     # the trained model was evaluated in the worker, in memory: the same answers as the saved model's, from disk
     trial = out / "trials" / good["trial_id"]
