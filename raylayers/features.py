@@ -17,6 +17,7 @@ from collections import Counter
 
 import torch
 
+from raylayers import timings
 from raylayers.image_source import ImageRef, check_image, file_problem, open_image
 
 
@@ -86,8 +87,6 @@ class ImageFeatures:
             keys = keys[0]
         mine = keys[self.rank::self.world_size]
         if self.cache is not None:
-            from raylayers import timings
-
             with timings.adding("feature pre-pass"):  # the tower's forward for images not cached yet
                 bad = self._fill_cache(mine, sources, batch_size)
         else:

@@ -20,6 +20,7 @@ from torch import nn
 
 from raylayers.config import ModelConfig
 from raylayers.connectors import ConnectorSpec, build_connector
+from raylayers.data import IGNORE_INDEX
 from raylayers.encoders import VisionTower, load_errors, quiet_transformers
 from raylayers.errors import UserError
 from raylayers.layers import resolve_layers
@@ -220,7 +221,7 @@ class LlavaLayers(nn.Module):
         hidden = self.lm.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
                                        use_cache=False).last_hidden_state
         targets = labels[:, 1:]
-        kept = targets != -100
+        kept = targets != IGNORE_INDEX
         logits = self.lm.get_output_embeddings()(hidden[:, :-1][kept])
         loss = nn.functional.cross_entropy(logits.float(), targets[kept])
         return CausalLMOutputWithPast(loss=loss, logits=None)

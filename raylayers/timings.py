@@ -70,11 +70,7 @@ def adding(name: str):
 def flush_totals(**extra) -> None:
     """Write each running total as one line (its seconds summed, `start` its first start) and reset them."""
     for name, (seconds, count, start) in list(_totals.items()):
-        if _folder is not None:
-            line = {"span": name, "start": round(start, 4), "end": round(start + seconds, 4),
-                    "seconds": round(seconds, 4), "count": count, "pid": os.getpid(), "summed": True, **extra}
-            with open(_folder / TIMINGS_FILE, "a") as handle:
-                handle.write(json.dumps(line) + "\n")
+        record(name, start, start + seconds, count=count, summed=True, **extra)
     _totals.clear()
 
 

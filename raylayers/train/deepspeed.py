@@ -47,10 +47,11 @@ def deepspeed_config(config: TrainConfig, stage: StageConfig, world_size: int, u
 
 
 def effective_zero_stage(config: TrainConfig, world_size: int) -> int:
-    """The ZeRO stage a run uses: the configured one, except ZeRO 1/2 on a single rank, which partitions over one
-    rank (no memory saved, only bookkeeping) and runs as stage 0 unless `deepspeed.partition_one_rank`."""
+    """The ZeRO stage of the shipped JSON a run uses: the configured one, except ZeRO 1/2 on a single rank, which
+    partitions over one rank (no memory saved, only bookkeeping) and runs as stage 0 unless
+    `deepspeed.partition_one_rank`. A user's own JSON (`deepspeed.config`) is used as it is."""
     stage = config.deepspeed.zero_stage
-    if world_size == 1 and stage in (1, 2) and not config.deepspeed.partition_one_rank:
+    if world_size == 1 and stage in (1, 2) and not config.deepspeed.partition_one_rank and not config.deepspeed.config:
         return 0
     return stage
 

@@ -37,7 +37,7 @@ from raylayers.train.checkpoint import (
     save_checkpoint,
     trainable_weights,
 )
-from raylayers.train.deepspeed import deepspeed_config, effective_zero_stage
+from raylayers.train.deepspeed import deepspeed_config
 from raylayers.train.divergence import DivergenceGuard
 from raylayers.train.probe import all_reduce_sum, probe
 from raylayers.train.schedule import stage_schedule, warmup_steps
@@ -147,8 +147,6 @@ def setup(loop_config: dict) -> Worker:
     worker = Worker(config, out, rank, world_size, device, use_gpu,
                     load_tokenizer(config.model.lm, config.model.trust_remote_code), writer, state, resume_dir,
                     carried, loop_config.get("evaluation"))
-    worker.summary["zero_stage"] = effective_zero_stage(config, world_size)  # 0 for ZeRO-1/2 on one rank
-    worker.state["zero_stage"] = worker.summary["zero_stage"]  # what a whole checkpoint holds (`is_complete`)
     if resume_dir is not None:
         worker.summary["resumed_from"] = {key: state[key] for key in ("stage", "step", "global_step")}
     record_worker_group(worker)
@@ -248,7 +246,7 @@ def prepare_stage(worker: Worker, stage_name: str) -> Stage:
     model.lm.requires_grad_(settings.train_lm)
     if worker.rank == 0:
         (worker.out / "model_metadata.json").write_text(json.dumps(model.metadata(), indent=2))
-    started, started_wall = time.perf_counter(), time.time()
+    started = time.time()
     cache = FeatureCache(config.cache.dir, model.tower.fingerprint()) if config.cache.enabled else None
     features = ImageFeatures(model, cache, worker.rank, worker.world_size, worker.device)
 
@@ -268,9 +266,9 @@ def prepare_stage(worker: Worker, stage_name: str) -> Stage:
                                                            token_cache)) if config.data.val else []
     if not samples:
         raise UserError(f"{stage_name}: no usable records in '{data_file}' ({dict(features.skipped)})")
-    timings.record("data preparation", started_wall, time.time(), stage=stage_name)
-    return Stage(stage_name, settings, model, features, samples, probe_samples,
-                 prepare_seconds=time.perf_counter() - started)
+    ended = time.time()
+    timings.record("data preparation", started, ended, stage=stage_name)
+    return Stage(stage_name, settings, model, features, samples, probe_samples, prepare_seconds=ended - started)
 
 
 def start_engine(worker: Worker, stage: Stage) -> None:
@@ -293,6 +291,9 @@ def start_engine(worker: Worker, stage: Stage) -> None:
         stage.engine, _, _, _ = deepspeed.initialize(model=stage.model, optimizer=optimizer,
                                                      lr_scheduler=stage.scheduler, config=ds_config,
                                                      dist_init_required=False)
+    # the stage the engine runs (0 for ZeRO-1/2 on one rank; a user's JSON may differ from the config key): what
+    # gathering, the in-memory evaluation and a whole checkpoint (`is_complete`, from state.json) go by
+    worker.state["zero_stage"] = worker.summary["zero_stage"] = stage.engine.zero_optimization_stage()
 
 
 def train_step(worker: Worker, stage: Stage, order: SampleOrder, step: int) -> dict:
@@ -346,7 +347,7 @@ def after_step(worker: Worker, stage: Stage, step: int, metrics: dict) -> None:
             state["stages_done"].append(stage.name)
         lm_trained = any(config.stage(name).train_lm for name in [*state["stages_done"], stage.name])
         with timings.adding("checkpoints"):
-            with gathered(stage.trainable, config.deepspeed.zero_stage):
+            with gathered(stage.trainable, state["zero_stage"]):
                 worker.carried = trainable_weights(stage.model,
                                                    include_lm=lm_trained or not lm_has_weights(config.model.lm))
             save_checkpoint(stage.engine, worker.carried, state, metrics, worker.rank)
@@ -378,8 +379,7 @@ def evaluate_trained(worker: Worker) -> None:
     model, settings = worker.trained, worker.evaluation
     if worker.rank != 0 or model is None or not settings:
         return
-    if effective_zero_stage(worker.config, worker.world_size) == 3 or any(
-            p.dtype != torch.float32 for p in model.parameters()):
+    if worker.summary.get("zero_stage") == 3 or any(p.dtype != torch.float32 for p in model.parameters()):
         return
     from raylayers.evaluate.run import evaluate_checkpoint
 
@@ -394,6 +394,5 @@ def finish(worker: Worker) -> None:
     if worker.rank == 0:
         from raylayers.files import write_text_atomic
 
-        timings.flush_totals()
         worker.summary["seconds"] = round(time.perf_counter() - worker.started, 2)
         write_text_atomic(worker.out / "train_summary.json", json.dumps(worker.summary, indent=2, default=str))

@@ -100,6 +100,22 @@ def test_deepspeed_config_fills_batch_sizes_and_precision(tiny_stack):
     assert isinstance(ds["zero_optimization"]["stage3_prefetch_bucket_size"], int)
 
 
+def test_zero_1_and_2_run_as_stage_0_on_one_rank_unless_asked_or_given_a_json(tiny_stack, tmp_path):
+    """One rank has nothing to partition: the shipped ZeRO-1/2 JSON becomes stage 0. Two ranks, ZeRO-3,
+    `partition_one_rank` and a user's own JSON are left as they are."""
+    def stage(*overrides, workers=1):
+        config = tiny_config(tiny_stack, *overrides)
+        return deepspeed_config(config, config.stage1, workers, use_gpu=False, hidden_size=32)[
+            "zero_optimization"]["stage"]
+
+    assert stage("deepspeed.zero_stage=2") == stage("deepspeed.zero_stage=1") == 0
+    assert stage("deepspeed.zero_stage=2", workers=2) == 2 and stage("deepspeed.zero_stage=3") == 3
+    assert stage("deepspeed.zero_stage=2", "deepspeed.partition_one_rank=true") == 2
+    own = tmp_path / "ds.json"
+    own.write_text(json.dumps({"zero_optimization": {"stage": 2}}))
+    assert stage("deepspeed.zero_stage=2", f"deepspeed.config={own}") == 2
+
+
 def test_bad_images_are_skipped_and_counted(tiny_stack, tmp_path):
     records = json.loads((tiny_stack / "world" / "stage1.json").read_text())
     broken = tmp_path / "broken.png"
