@@ -223,6 +223,16 @@ class LayerSearcher(OptunaSearch):
                 observed[key] = estimate
         return {k: v for k, v in observed.items() if self.model is None or k in self.model.index}
 
+    def could_be_best(self, trial_id: str, step: int, score: float) -> bool:
+        """Whether a trial scoring `score` at `step` keeps pace with the best completed trial: at or above what that
+        trial scored at the same step (`SecondOpinionASHA` then keeps it running). False until two completed trials
+        have passed `step` (the first is the baseline: nothing has been beaten yet)."""
+        completed = {k: float(s) for k, (status, s) in self.known.items() if status == "completed" and s is not None}
+        passed = [k for k in completed if self.curves.get(k, {}).get(step, 0) > 0]
+        if len(passed) < 2:
+            return False
+        return score >= self.curves[max(passed, key=completed.get)][step]
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         key = self.pending.get(trial_id)
         if key is not None and result.get(self.metric) is not None and not result.get("final"):

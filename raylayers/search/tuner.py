@@ -190,9 +190,16 @@ def _new_tuner(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
                              sampler=budget.searcher if budget.searcher in ("tpe", "geometry") else "random",
                              seed=budget.seed, space_size=len(candidates) if candidates is not None else None,
                              results_path=out / RESULTS_FILE, candidates=candidates)
-    scheduler = ASHAScheduler(time_attr="global_step", metric="score", mode="max", grace_period=budget.grace_period,
-                              reduction_factor=budget.reduction_factor, max_t=10**9) \
-        if budget.grace_period > 0 else FIFOScheduler()
+    asha = dict(time_attr="global_step", metric="score", mode="max", grace_period=budget.grace_period,
+                reduction_factor=budget.reduction_factor, max_t=10**9)
+    if budget.grace_period <= 0:
+        scheduler = FIFOScheduler()
+    elif budget.searcher == "geometry":
+        from raylayers.search.stopping import SecondOpinionASHA
+
+        scheduler = SecondOpinionASHA(searcher, **asha)
+    else:
+        scheduler = ASHAScheduler(**asha)
     if search_factory is not None:
         searcher, scheduler = search_factory(config, layer_space, candidates)
     run_config = tune.RunConfig(name=config.name, storage_path=str(_storage(config, out)), callbacks=[results],
