@@ -168,11 +168,42 @@ def table_trial(trial: dict, settings: dict) -> None:
     pause = float(os.environ.get("RAYLAYERS_REPLAY_STEP_SECONDS") or 0)
     costs = trial_costs(settings)
     extras = costs.extras(trial)  # the configuration's cost; every score Tune hears is the penalised objective
-    for row in rows[:-1]:
+    checkpoints = settings.get("replay_checkpoints")  # a scheduler that pauses trials resumes them from these
+    start = _replayed_so_far() if checkpoints else 0
+    for index, row in enumerate(rows[:-1]):
+        if index < start:
+            continue
         time.sleep(pause)
-        tune.report(costs.report({"score": float(row["score"]), "global_step": int(row.get("step") or 0)}, extras))
+        tune.report(costs.report({"score": float(row["score"]), "global_step": int(row.get("step") or 0)}, extras),
+                    checkpoint=_replay_checkpoint(index + 1) if checkpoints else None)
     time.sleep(pause)
     last = rows[-1]
     extra = {k: float(v) for k, v in last.items() if k.startswith("score_") and v is not None}
     _report_final(costs.report({"score": float(last["score"]), **extra}, extras),
                   {"global_step": int(last.get("step") or 1)})
+
+
+REPLAY_STATE = "replay.json"
+
+
+def _replay_checkpoint(replayed: int):
+    """A Tune checkpoint holding how many rows of the curve a replay trial has reported (HyperBand pauses a trial
+    at a milestone and resumes it from its checkpoint)."""
+    import tempfile
+
+    from ray import tune
+
+    folder = Path(tempfile.mkdtemp(prefix="replay-"))
+    (folder / REPLAY_STATE).write_text(json.dumps({"replayed": replayed}))
+    return tune.Checkpoint.from_directory(str(folder))
+
+
+def _replayed_so_far() -> int:
+    """The rows a resumed replay trial reported before it was paused (0 for a fresh one)."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        return int(json.loads((Path(folder) / REPLAY_STATE).read_text())["replayed"])

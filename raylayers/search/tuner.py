@@ -62,11 +62,14 @@ def can_resume(space_file: str | Path, out: str | Path, overrides: list[str] | N
 
 
 def run_search(space_file: str | Path, out: str | Path, resume: bool = False, objective: str = "train",
-               overrides: list[str] | None = None, stopper=None, search_factory=None) -> dict:
+               overrides: list[str] | None = None, stopper=None, search_factory=None,
+               replay_checkpoints: bool = False) -> dict:
     """Run (or resume) a search; returns the summary written to `search_summary.json`. A search in which no trial
     completed raises `UserError` after writing everything (`failure_line`). `stopper`: a Tune `Stopper` that may
     end the search early (the search-efficiency benchmark stops at its target). `search_factory(config, layer_space,
-    candidates)`: a (Tune searcher, Tune scheduler) pair instead of ours (the benchmark's stock baselines)."""
+    candidates)`: a (Tune searcher, Tune scheduler) pair instead of ours (the benchmark's stock baselines).
+    `replay_checkpoints` (replay tables): each replayed step reports a checkpoint, so that a scheduler that pauses
+    trials (HyperBand) resumes them where they were."""
     import ray
     from ray import tune
 
@@ -83,7 +86,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     lrs, lrs_path = ensure_lrs(config, out)
     layer_space = build_layer_space(config.space, lrs, f"'{space_file}'")
     candidates = _enumerable_candidates(config, layer_space)
-    trainable, costs = _trainable(config, layer_space, candidates, objective, out)
+    trainable, costs = _trainable(config, layer_space, candidates, objective, out, replay_checkpoints)
     if candidates is not None:  # objective.cost.max_ratio: what costs too much is never proposed nor trained
         candidates = [c for c in candidates if not costs.is_left_out(c)]
     started_ray = not ray.is_initialized()
@@ -143,7 +146,7 @@ def _enumerable_candidates(config: SearchConfig, layer_space: LayerSpace) -> lis
 
 
 def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[Candidate] | None, objective: str,
-               out: Path):
+               out: Path, replay_checkpoints: bool = False):
     """The Tune trainable of the objective and the search's costs (`raylayers.search.cost`), with everything a trial
     needs resolved here, in the user's process: a trial reads no user path of its own."""
     from ray import tune
@@ -153,6 +156,7 @@ def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
     settings = {"config": config, "out": str(out)}
     if objective.startswith("table:"):
         settings["table"] = resolve_local(objective[len("table:"):])
+        settings["replay_checkpoints"] = replay_checkpoints
         table = load_table(settings["table"])
         if candidates is None:
             raise UserError("--objective table: the space's hyper-parameters must be choice lists")
