@@ -150,11 +150,15 @@ def stock_search(strategy: str, seed: int):
             inner = OptunaSearch(space=functools.partial(define_configuration, space=layer_space, hyperparameters={}),
                                  metric="score", mode="max", seed=seed)
         else:
-            # bohb: TuneBOHB over a flat categorical space (which groups, a layer per group, a connector), with the
-            # same ASHA rungs. Not HyperBandForBOHB: it pauses trials at its milestones and resumes them from their
-            # checkpoints; a replay trial writes none, and in a trial run 39 of 40 trials ended paused, unmeasured.
+            # bohb: TuneBOHB over a flat categorical space (which groups, a layer per group, a connector), with
+            # HyperBandForBOHB as Ray's docs pair them (max_t the full 9000 steps, the same reduction factor); it
+            # pauses trials at its milestones and resumes them from their checkpoints (replay_checkpoints)
             from ray import tune
+            from ray.tune.schedulers import HyperBandForBOHB
             from ray.tune.search.bohb import TuneBOHB
+
+            scheduler = HyperBandForBOHB(time_attr="global_step", metric="score", mode="max", max_t=CURVE_STEPS[-1],
+                                         reduction_factor=config.budget.reduction_factor)
 
             shapes = ["+".join(names) for n in layer_space.num_layers
                       for names in itertools.combinations(layer_space.groups, n)] \
@@ -252,7 +256,8 @@ def run_one(table: dict, strategy: str, seed: int, work: Path, stop_at_target: b
     with contextlib.redirect_stdout(io.StringIO()):
         summary = run_search(ROOT / table["space_file"], out, objective=f"table:{ROOT / table['table']}",
                              overrides=overrides, stopper=stopper,
-                             search_factory=stock_search(strategy, seed) if strategy in STOCK else None)
+                             search_factory=stock_search(strategy, seed) if strategy in STOCK else None,
+                             replay_checkpoints=strategy == "bohb")
     seconds = time.perf_counter() - started
     rows = sorted(read_results(out / "results.parquet"), key=lambda r: r["order"])
     reached, trials, steps = progress_to_target(rows, table["threshold"])

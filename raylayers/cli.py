@@ -163,6 +163,9 @@ def say_search_summary(summary: dict, stream=None) -> None:
         say(f"best minus baseline: {describe(summary['best_vs_baseline'])}")
     if caution(summary):
         say(f"caution: {caution(summary)}")
+    if summary.get("cost"):  # objective.cost: the best's score above is the penalised objective
+        say(f"cost ({summary['cost']['measure']}): {summary['cost']['left_out']} configurations left out, "
+            f"{len(summary['cost']['front'])} trials on the score-against-cost front")
     say(f"report: {summary['report']}")
 
 

@@ -13,6 +13,7 @@ Saved as a folder: `raylayers_model.json` (what to rebuild), `connector.safetens
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -99,6 +100,34 @@ def resolve_model_layers(config: ModelConfig, num_encoder_layers: int) -> list[i
     return [group["representative"] for group in lrs["groups"]]
 
 
+@dataclass(frozen=True)
+class ModelDims:
+    """The sizes a connector is built for: the encoder's width, depth and patch grid, the LM's width and depth."""
+
+    vision_dim: int
+    num_encoder_layers: int
+    grid: tuple[int, int]
+    llm_dim: int
+    num_llm_layers: int
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+
+def patch_grid(image_size: tuple[int, int], patch_size: int | None) -> tuple[int, int]:
+    """(rows, cols) of patches of an encoder input of `image_size` pixels; (0, 0) when the patch size is unknown."""
+    return (image_size[0] // patch_size, image_size[1] // patch_size) if patch_size else (0, 0)
+
+
+def connector_spec(name: str, layers: list[int], projector: str, options: dict, dims: ModelDims) -> ConnectorSpec:
+    """The spec a model builds its connector from (layers already positive): `LlavaLayers.build` and the search's
+    cost of a configuration (`raylayers.search.cost`) make it here, the same way."""
+    return ConnectorSpec(name=name, vision_dim=dims.vision_dim, llm_dim=dims.llm_dim,
+                         num_encoder_layers=dims.num_encoder_layers, layers=list(layers), projector=projector,
+                         grid=tuple(dims.grid), num_llm_layers=dims.num_llm_layers, options=dict(options))
+
+
 class LlavaLayers(nn.Module):
     """Tower + connector + LM. The tower never trains; the connector always does; the LM in stage 2."""
 
@@ -126,14 +155,12 @@ class LlavaLayers(nn.Module):
         tower = VisionTower.from_pretrained(config.encoder, trust_remote_code=config.trust_remote_code)
         tokenizer = tokenizer or load_tokenizer(config.lm, config.trust_remote_code)
         lm = load_lm(config.lm, len(tokenizer), config.trust_remote_code, seed)
-        image_size = tower.image_processor_size()
-        grid = (image_size[0] // tower.patch_size, image_size[1] // tower.patch_size) if tower.patch_size else (0, 0)
         text_config = lm.config.get_text_config()
-        spec = ConnectorSpec(
-            name=config.connector, vision_dim=tower.hidden_size, llm_dim=text_config.hidden_size,
-            num_encoder_layers=tower.num_layers, layers=resolve_model_layers(config, tower.num_layers),
-            projector=config.projector, grid=grid, num_llm_layers=text_config.num_hidden_layers,
-            options=dict(config.connector_options))
+        dims = ModelDims(vision_dim=tower.hidden_size, num_encoder_layers=tower.num_layers,
+                         grid=patch_grid(tower.image_processor_size(), tower.patch_size),
+                         llm_dim=text_config.hidden_size, num_llm_layers=text_config.num_hidden_layers)
+        spec = connector_spec(config.connector, resolve_model_layers(config, tower.num_layers), config.projector,
+                              config.connector_options, dims)
         torch.manual_seed(seed)
         connector = build_connector(spec)
         if config.gradient_checkpointing:

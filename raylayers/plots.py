@@ -141,3 +141,27 @@ def plot_search_progress(scores: list[float | None], path: str | Path, baseline:
     ax.grid(alpha=0.3)
     ax.set_title(title)
     return _save(plt, fig, path)
+
+
+def plot_cost_front(points: list[tuple[float, float]], front: list[tuple[float, float]], path: str | Path,
+                    measure: str, best: tuple[float, float] | None = None,
+                    baseline: tuple[float, float] | None = None, title: str = "Score against cost") -> Path:
+    """Each completed trial's score against its cost ratio to the baseline, the Pareto front (score up, cost down)
+    connected and marked, the best by the objective and the baseline annotated."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    ax.scatter([x for x, _ in points], [y for _, y in points], color="tab:blue", alpha=0.6, label="trial", zorder=2)
+    if front:
+        ax.plot([x for x, _ in front], [y for _, y in front], color="tab:orange", marker="D", markersize=6,
+                drawstyle="steps-post", label="front (no trial cheaper and better)", zorder=3)
+    ax.axvline(1.0, color="grey", linestyle=":", linewidth=1, label="baseline cost")
+    for point, text, color in ((best, "best objective", "tab:green"), (baseline, "baseline", "tab:red")):
+        if point is not None:
+            ax.scatter([point[0]], [point[1]], s=140, facecolors="none", edgecolors=color, linewidths=2, zorder=4)
+            ax.annotate(text, point, textcoords="offset points", xytext=(8, -12), color=color, fontsize=8)
+    ax.set_xlabel(f"{measure.replace('_', ' ')} / baseline's")
+    ax.set_ylabel("score (before the penalty)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return _save(plt, fig, path)

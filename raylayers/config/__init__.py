@@ -31,6 +31,7 @@ from raylayers.config.recipes import resolve_config_path
 from raylayers.config.search import (
     BaseSection,
     BudgetSection,
+    CostSection,
     LRSSection,
     ObjectiveSection,
     SearchConfig,
@@ -53,7 +54,7 @@ SCHEMAS = {"train": TrainConfig, "search": SearchConfig}
 
 __all__ = [
     "MODES", "PRESETS", "SCHEMAS", "BaseSection", "BenchList", "BudgetSection", "CacheConfig", "CheckpointConfig",
-    "DataConfig", "DeepSpeedConfig", "EvalMode", "EvalOptions", "LRSOptions", "LRSSection", "LocalPath",
+    "CostSection", "DataConfig", "DeepSpeedConfig", "EvalMode", "EvalOptions", "LRSOptions", "LRSSection", "LocalPath",
     "ModelConfig", "ModelSource", "ObjectiveSection", "PretrainConfig", "PretrainLMConfig", "RecipeRef",
     "ResourcesConfig", "SCALES", "SearchConfig", "Section", "SpaceSection", "StageConfig", "TrainConfig",
     "apply_override", "dump_yaml", "WorldScale", "load_config", "pretrain_config", "pretrain_lm_config", "read_yaml",

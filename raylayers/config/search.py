@@ -6,7 +6,8 @@ A space file has five sections (see search_spaces/*.yaml, each with the command 
 - `space`: how many layers, from which groups (at most one per group by default), which connectors, and a few
   training hyper-parameters;
 - `objective`: the benchmarks, answer mode, category weights (equal by default) and metric (each benchmark's
-  official rule by default, or the lenient reading) of the score;
+  official rule by default, or the lenient reading) of the score, and optionally its cost (`objective.cost`: a
+  penalty on visual tokens or connector parameters, a cap on their ratio to the baseline);
 - `budget`: trials, concurrency, searcher, early-stopping rungs, retries, seed.
 Connector names are checked against the connector registry by `raylayers.search.space.load_search_config`.
 """
@@ -15,7 +16,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from raylayers.config.base import BenchList, LocalPath, RecipeRef, Section
 from raylayers.config.evaluate import EvalMode, EvalOptions
@@ -25,6 +34,7 @@ from raylayers.evaluate.schema import CATEGORIES
 
 Searcher = Literal["tpe", "geometry", "random", "grid"]
 ObjectiveMetric = Literal["official", "lenient"]
+CostMeasure = Literal["visual_tokens", "connector_params"]
 HYPERPARAMETER_KINDS = ("choice", "uniform", "log_uniform")
 
 
@@ -100,6 +110,20 @@ def _check_hyperparameter(key: str, spec: dict) -> None:
         section = fields[part].annotation
 
 
+class CostSection(Section):
+    """A cost-aware objective: the score minus a penalty on what a configuration costs, relative to the baseline."""
+
+    measure: CostMeasure
+    """What a configuration costs: `visual_tokens` (tokens the connector gives the LM per image) or
+    `connector_params` (trainable parameters of the connector)."""
+    penalty: NonNegativeFloat = 0.0
+    """objective = score - penalty x (cost / baseline cost - 1); the baseline is the penultimate layer alone with the
+    first single connector (the cheapest configuration of the space when it has none). 0: rank by score alone."""
+    max_ratio: PositiveFloat | None = None
+    """Leave configurations costing more than max_ratio x the baseline's cost out of the search entirely (never
+    proposed, never trained); e.g. 2.0: nothing that doubles the token count."""
+
+
 class ObjectiveSection(EvalOptions):
     """The score a trial is ranked by: benchmarks and category weights, answered as `raylayers eval` would."""
 
@@ -114,6 +138,9 @@ class ObjectiveSection(EvalOptions):
     """Which figure of each benchmark the category means use: `official` (the official scoring rule, e.g. MMBench's
     circular accuracy read as lmms-eval reads letters) or `lenient` (the same figure with raylayers' lenient answer
     reading, which accepts "(b)", "the answer is B" or the option's text where the official rule may not)."""
+    cost: CostSection | None = None
+    """Optional cost-aware objective (`measure`, `penalty`, `max_ratio`): the score minus a penalty on visual tokens
+    or connector parameters; the report then shows the score-against-cost front of the trials."""
 
     @field_validator("weights")
     @classmethod

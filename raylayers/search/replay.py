@@ -2,12 +2,15 @@
 
 A replay table lets a search run without training: each trial replays a configuration's measured (or synthetic)
 learning curve. Its format (DESIGN.md): a row per configuration and step with `layers` (positive ints), `connector`,
-`score`, optional `score_<category>` and optional `step`. The tests and `benchmarks/search_efficiency.py` build their
+`score`, optional `score_<category>`, optional `step` and optional `visual_tokens` / `connector_params` (the
+configuration's cost, for `objective.cost`). The tests and `benchmarks/search_efficiency.py` build their
 tables and LRS files here, with the same functions:
 - `write_lrs`: an `lrs.json` as `raylayers lrs` writes it (groups, representatives, a similarity matrix from a rule);
 - `write_table`: rows to a Parquet replay table; `single_layer_table`: the tests' small table (layer 4 is best);
 - `build_tables`: the benchmark's six tables, their space files and lrs.json, each described (its best
-  configuration, which ones are within the tolerance of it).
+  configuration, which ones are within the tolerance of it); every row carries its configuration's cost
+  (`with_costs`: `visual_tokens` and `connector_params` for CLIP-L/336, 24 x 24 = 576 patches of width 1024, and an
+  LM of width 2048 and 24 layers like MobileLLaMA-1.4B, mlp2x_gelu projector), for `objective.cost`.
 
 The benchmark's tables (built deterministically, the same bytes on every machine, into benchmarks/tables/, with
 their space files and lrs.json):
@@ -331,12 +334,21 @@ def build_tables(folder: Path, root: Path, tolerance: float) -> dict[str, dict]:
     lrs = write_paper_lrs(folder / "lrs.json")
     described = {}
     for name, (rows, space, trials, description) in table_specs().items():
-        table = write_table(folder / f"{name}.parquet", rows)
+        table = write_table(folder / f"{name}.parquet", with_costs(rows))
         space_file = write_space(folder / f"{name}.space.yaml", lrs, space, trials, root)
         described[name] = {"description": description, "table": str(table.relative_to(root)),
                            "space_file": str(space_file.relative_to(root)), "rows": len(rows),
                            **describe_table(table, space, lrs, trials, tolerance)}
     return described
+
+
+def with_costs(rows: list[dict], dims=None, projector: str = "mlp2x_gelu") -> list[dict]:
+    """The rows with each configuration's `visual_tokens` and `connector_params` (`raylayers.search.cost`, on the meta
+    device) for a model of `dims` (default: the benchmark's CLIP-L/336 and 2048-wide, 24-layer LM) and the
+    training recipes' default projector, so `objective.cost` can replay them."""
+    from raylayers.search.cost import PAPER_DIMS, connector_cost
+
+    return [{**row, **connector_cost(row["connector"], row["layers"], dims or PAPER_DIMS, projector)} for row in rows]
 
 
 def describe_table(table: Path, space: dict, lrs: Path, trials: int, tolerance: float) -> dict:

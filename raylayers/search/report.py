@@ -11,6 +11,7 @@ import numpy as np
 from raylayers.evaluate.schema import CATEGORIES
 from raylayers.plots import (
     plot_category_lines,
+    plot_cost_front,
     plot_layer_benchmark_heatmap,
     plot_lrs_heatmap,
     plot_search_progress,
@@ -48,6 +49,7 @@ def write_report(out: Path, rows: list[dict], lrs: dict, layer_space, summary: d
     lines += _outcome(out, summary)
     lines += _per_category(summary)
     lines += _figures(out, rows, done, lrs, summary)
+    lines += _cost_front(out, done, summary)
     lines += _ranked_table(done)
     others = [r for r in rows if r["status"] != "completed"]
     if others:
@@ -122,6 +124,38 @@ def _figures(out: Path, rows: list[dict], done: list[dict], lrs: dict, summary: 
                                      title="Per benchmark, normalised (best 20 configurations)")
         lines += ["![scores per benchmark](figures/benchmarks.png)", ""]
     return lines
+
+
+def _cost_front(out: Path, done: list[dict], summary: dict) -> list[str]:
+    """With `objective.cost`: each completed trial's score against its cost, the front, and the front's table."""
+    cost = summary.get("cost")
+    points = [r for r in done if r.get("cost_ratio") is not None and r.get("unpenalised_score") is not None]
+    if not cost or not points:
+        return []
+    best, baseline = summary.get("best"), summary.get("baseline")
+    front = {entry["key"] for entry in cost["front"]}
+
+    def point(row):
+        return (row["cost_ratio"], row["unpenalised_score"]) if row and row.get("cost_ratio") is not None \
+            and row.get("unpenalised_score") is not None else None
+
+    plot_cost_front([point(r) for r in points], [point(r) for r in sorted(
+        (r for r in points if r["key"] in front), key=lambda r: r["cost_ratio"])], out / "figures" / "cost_front.png",
+        cost["measure"], best=point(best), baseline=point(baseline))
+    cap = f", at most {cost['max_ratio']:g}x the baseline ({cost['left_out']} configurations left out)" \
+        if cost["max_ratio"] is not None else ""
+    lines = ["## Score against cost", "",
+             f"Objective = score - {cost['penalty']:g} x ({cost['measure']} / {cost['baseline_cost']:g} - 1), the "
+             f"baseline being {cost['baseline_key']}{cap}. The front holds the trials no other completed trial beats "
+             "on both score and cost, cheapest first.", "", "![score against cost](figures/cost_front.png)", "",
+             f"| layers | connector | {cost['measure']} | x baseline | score | objective |",
+             "|---|---|---|---|---|---|"]
+    by_key = {r["key"]: r for r in points}
+    for entry in cost["front"]:
+        row = by_key[entry["key"]]
+        lines.append(f"| {','.join(map(str, row['layers']))} | {row['connector']} | {entry['cost']:g} | "
+                     f"{entry['cost_ratio']:.2f} | {entry['score']:.4f} | {entry['objective']:.4f} |")
+    return lines + [""]
 
 
 def _ranked_table(done: list[dict]) -> list[str]:

@@ -2,7 +2,10 @@
 
 Columns: trial_id, key, layers, connector, hyperparameters (JSON), status (completed | pruned | failed),
 steps_trained, wall_seconds, score (the objective; null unless completed), probe_score (the last score Tune saw
-before the end), score_<category>, bench_<benchmark>, error, order (the position in which trials finished). Also
+before the end), score_<category>, bench_<benchmark>, error, order (the position in which trials finished); and the
+configuration's cost: visual_tokens and connector_params (null when unknown, e.g. a replay table without them),
+cost_ratio (its measure over the baseline's) and unpenalised_score (the score before the penalty; null unless
+completed), both null without `objective.cost`, whose `score` and `probe_score` are the penalised objective. Also
 writes the search's own TensorBoard scalars (score per trial, best so far).
 """
 
@@ -20,6 +23,7 @@ from raylayers.files import read_parquet_snapshot, write_parquet_atomic
 
 BASE_COLUMNS = ("trial_id", "key", "layers", "connector", "hyperparameters", "status", "steps_trained",
                 "wall_seconds", "score", "probe_score", "image_reliance", "error", "order")
+COST_COLUMNS = ("visual_tokens", "connector_params", "cost_ratio", "unpenalised_score")
 
 
 def read_results(path: str | Path) -> list[dict]:
@@ -33,7 +37,8 @@ def read_results(path: str | Path) -> list[dict]:
 def write_results(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
 
-    columns = list(BASE_COLUMNS) + sorted({k for r in rows for k in r} - set(BASE_COLUMNS))
+    fixed = BASE_COLUMNS + COST_COLUMNS
+    columns = list(fixed) + sorted({k for r in rows for k in r} - set(fixed))
     write_parquet_atomic(path, pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows]))
 
 
@@ -45,8 +50,10 @@ def _number(value):
 class ResultsTable(Callback):
     """A Tune callback (driver side) keeping `results.parquet` current: one row per trial, exactly once."""
 
-    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None, trials: int | None = None):
+    def __init__(self, path: str | Path, tensorboard_dir: str | Path | None = None, trials: int | None = None,
+                 costs=None):
         self.path = Path(path)
+        self.costs = costs  # the search's costs (raylayers.search.cost.SearchCosts): a failed trial's cost too
         self.trials = trials  # the budget, for the progress lines
         self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir else None
         self.rows: dict[str, dict] = {}
@@ -106,6 +113,13 @@ class ResultsTable(Callback):
             "error": error, "order": len(self.rows) if trial.trial_id not in self.rows
             else self.rows[trial.trial_id]["order"],
         }
+        costs = getattr(self, "costs", None)  # a table restored from before costs existed has none
+        known = {**(costs.extras(config) if costs is not None and config.get("layers") else {}),
+                 **{k: v for k, v in result.items() if k in COST_COLUMNS[:3]}}
+        row.update({k: _number(known.get(k)) for k in COST_COLUMNS[:3]})
+        for column in COST_COLUMNS[:2]:
+            row[column] = int(row[column]) if row[column] is not None else None
+        row["unpenalised_score"] = _number(result.get("unpenalised_score")) if status == "completed" else None
         if status == "completed":
             row.update({k: _number(v) for k, v in result.items()
                         if k.startswith(("score_", "bench_")) or k == "train_seconds"})

@@ -64,7 +64,7 @@ class LayerSearcher(OptunaSearch):
     def __init__(self, layer_space: LayerSpace, hyperparameters: dict, queue: list[Candidate], prior_trials: int,
                  temperature: float, sampler: str = "tpe", seed: int = 0, known: dict | None = None,
                  space_size: int | None = None, results_path: str | Path | None = None,
-                 candidates: list[Candidate] | None = None):
+                 candidates: list[Candidate] | None = None, left_out=None):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" per search
@@ -79,6 +79,11 @@ class LayerSearcher(OptunaSearch):
         self.curves: dict[str, dict[int, float]] = {}  # key -> {step: intermediate score} (the geometry model's)
         self.space_size = space_size
         self.repeats_answered = 0
+        # objective.cost.max_ratio: a predicate on configurations that cost too much; they are never launched, and
+        # a proposal of one is told to Optuna as pruned (TPE learns to avoid them) and asked again
+        self.left_out = left_out
+        self.left_out_answered = 0
+        self.allowed = list(candidates or [])
         # where each launched trial came from: the queue (seeded priors, or random/grid's order), a prior draw, the
         # geometry model, or the Optuna sampler itself (TPE's own proposals and its random start-up)
         self.proposals = {"queued": 0, "prior": 0, "model": 0, "sampler": 0}
@@ -143,6 +148,9 @@ class LayerSearcher(OptunaSearch):
                 return None
             candidate = self.candidate_of(config)
             key = candidate.key
+            if self.left_out is not None and self.left_out(candidate):
+                self._answer_left_out(trial_id)
+                continue
             if key not in self.known and key not in self.pending.values():
                 self.pending[trial_id] = key
                 self.proposals[self._source] += 1
@@ -159,6 +167,20 @@ class LayerSearcher(OptunaSearch):
             self.repeats_answered += 1
             self._write_counters()
         return None  # only repeats for now (others still running): Tune asks again later
+
+    def _answer_left_out(self, trial_id: str) -> None:
+        """A proposal that costs more than objective.cost.max_ratio allows: pruned for Optuna, nothing launched;
+        after a run of them, the next proposal is an unmeasured allowed configuration drawn at random."""
+        from optuna.trial import TrialState
+
+        self._ot_study.tell(self._ot_trials.pop(trial_id), state=TrialState.PRUNED)
+        self.left_out_answered += 1
+        if self.left_out_answered % 20 == 0 and self.allowed:
+            taken = set(self.known) | set(self.pending.values())
+            fresh = [c for c in self.allowed if c.key not in taken]
+            if fresh:
+                self.queue.insert(0, self.rng.choice(fresh))
+        self._write_counters()
 
     def _sync_known(self) -> None:
         """Learn what the results table holds (after a resume the table can be ahead of the saved searcher)."""
@@ -187,6 +209,8 @@ class LayerSearcher(OptunaSearch):
             self.prior_trials -= 1
             for _ in range(50):
                 candidate = prior_sample(self.layer_space, self.rng, self.temperature)
+                if self.left_out is not None and self.left_out(candidate):
+                    continue
                 if candidate.key not in self.known and candidate.key not in self.pending.values():
                     params = self.params_of(candidate)
                     params = {k: v for k, v in params.items() if k not in self.hyperparameters}
@@ -263,8 +287,11 @@ class LayerSearcher(OptunaSearch):
     # ---------------------------------------------------------------------------------------------- counters
     def counters(self) -> dict:
         """What the searcher did beyond launching trials (the search summary reports it)."""
-        return {"repeats_answered": self.repeats_answered, "configurations_known": len(self.known),
-                "proposals": dict(self.proposals)}
+        counters = {"repeats_answered": self.repeats_answered, "configurations_known": len(self.known),
+                    "proposals": dict(self.proposals)}
+        if self.left_out is not None:
+            counters["left_out_answered"] = self.left_out_answered
+        return counters
 
     def _write_counters(self) -> None:
         """Keep `searcher.json` beside the results table current: whichever instance runs (a resumed search restores
@@ -277,7 +304,8 @@ class LayerSearcher(OptunaSearch):
             write_text_atomic(Path(self.results_path).with_name(COUNTERS_FILE), json.dumps(self.counters()) + "\n")
 
     # ---------------------------------------------------------------------------------------------- state
-    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered", "curves", "proposals")
+    _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered", "curves", "proposals",
+                  "left_out_answered")
 
     def save(self, checkpoint_path: str) -> None:
         """One file holding OptunaSearch's state and ours (Tune renames only the file it asked for)."""

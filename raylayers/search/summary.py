@@ -21,9 +21,11 @@ SUMMARY_FILE = "search_summary.json"
 
 
 def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_space: LayerSpace,
-           seconds: float) -> dict:
-    """best_config.yaml, report.md with its plots, and the summary."""
+           seconds: float, costs=None) -> dict:
+    """best_config.yaml, report.md with its plots, and the summary (with `objective.cost`, its `cost` block from
+    `costs`, the search's `raylayers.search.cost.SearchCosts`)."""
     from raylayers.files import write_text_atomic
+    from raylayers.search.cost import cost_summary
     from raylayers.search.report import write_report
     from raylayers.search.results import read_results
 
@@ -53,6 +55,9 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     per_category = recommend_per_category(out, done, best, baseline, config.objective)
     if per_category:
         summary["per_category"] = per_category
+    cost = cost_summary(rows, costs) if costs is not None else None
+    if cost is not None:  # the score-against-cost front of the completed trials
+        summary["cost"] = cost
     if (out / COUNTERS_FILE).is_file():  # what the searcher did besides launching trials (repeats answered, ...)
         summary["searcher"] = json.loads((out / COUNTERS_FILE).read_text())
     summary["report"] = str(write_report(out, rows, lrs, layer_space, summary))

@@ -6,6 +6,9 @@
   validation answer accuracy reaches Tune as `score` at `global_step`, so ASHA can stop weak trials at its rungs.
 - `table_trial` (`--objective table:FILE.parquet`): replays a configuration's measured learning curve from a table
   instead, so search strategies can be compared without training.
+Both report the configuration's cost (`visual_tokens`, `connector_params`) with every result; with `objective.cost`
+every `score` they report, the probe's and the final one, is the penalised objective (`raylayers.search.cost`), and
+`unpenalised_score` keeps the score itself, so ASHA and the searcher rank what the summary ranks.
 
 A trial runs in a working directory of its own: everything it reads arrives resolved, in `settings`.
 """
@@ -80,9 +83,12 @@ def train_trial(trial: dict, settings: dict) -> None:
     objective = config.objective
     evaluation = {"bench_spec": settings["bench"], "mode": objective.mode, "batch_size": objective.batch_size,
                   "limit": objective.limit, "weights": objective.weights or None, "metric": objective.metric}
+    costs = trial_costs(settings)
+    extras = costs.extras(trial)  # the configuration's cost; every score Tune hears is the penalised objective
     with timings.span("training run"):  # rank 0 evaluates the trained model in memory, when it can
         summary = run_training(train_config, out, tune_callback=True, resume=True,  # a retried or restored trial
-                               encoder_layers=_checked_depth(settings, train_config), evaluation=evaluation)
+                               encoder_layers=_checked_depth(settings, train_config), evaluation=evaluation,
+                               tune_score_offset=costs.offset(extras), tune_extras=extras)
     steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())
     if summary.get("evaluated") and (out / "eval" / "scores.json").is_file():
         scores = json.loads((out / "eval" / "scores.json").read_text())
@@ -94,10 +100,18 @@ def train_trial(trial: dict, settings: dict) -> None:
     final = summary.get("final_metrics", {})
     timings.record("trial", entered, time.time())
     timings.use(None)
-    _report_final(scores["row"], {"global_step": steps or final.get("global_step", 0),
+    _report_final(costs.report(scores["row"], extras), {"global_step": steps or final.get("global_step", 0),
                                   "probe_score": final.get("val_answer_accuracy"),
                                   "image_reliance": final.get("val_image_reliance"),
                                   "train_seconds": round(time.perf_counter() - started, 2)})
+
+
+def trial_costs(settings: dict):
+    """The search's costs the driver computed (`raylayers.search.cost.SearchCosts`); none known in a search
+    restored from before they existed."""
+    from raylayers.search.cost import SearchCosts
+
+    return settings.get("costs") or SearchCosts(costs={})
 
 
 def _checked_depth(settings: dict, config: TrainConfig) -> int | None:
@@ -152,10 +166,44 @@ def table_trial(trial: dict, settings: dict) -> None:
     # RAYLAYERS_REPLAY_STEP_SECONDS: a pause before each replayed report, as if training took that long (to watch a
     # replay search, or to stop one mid-way: a replayed trial otherwise takes milliseconds)
     pause = float(os.environ.get("RAYLAYERS_REPLAY_STEP_SECONDS") or 0)
-    for row in rows[:-1]:
+    costs = trial_costs(settings)
+    extras = costs.extras(trial)  # the configuration's cost; every score Tune hears is the penalised objective
+    checkpoints = settings.get("replay_checkpoints")  # a scheduler that pauses trials resumes them from these
+    start = _replayed_so_far() if checkpoints else 0
+    for index, row in enumerate(rows[:-1]):
+        if index < start:
+            continue
         time.sleep(pause)
-        tune.report({"score": float(row["score"]), "global_step": int(row.get("step") or 0)})
+        tune.report(costs.report({"score": float(row["score"]), "global_step": int(row.get("step") or 0)}, extras),
+                    checkpoint=_replay_checkpoint(index + 1) if checkpoints else None)
     time.sleep(pause)
     last = rows[-1]
     extra = {k: float(v) for k, v in last.items() if k.startswith("score_") and v is not None}
-    _report_final({"score": float(last["score"]), **extra}, {"global_step": int(last.get("step") or 1)})
+    _report_final(costs.report({"score": float(last["score"]), **extra}, extras),
+                  {"global_step": int(last.get("step") or 1)})
+
+
+REPLAY_STATE = "replay.json"
+
+
+def _replay_checkpoint(replayed: int):
+    """A Tune checkpoint holding how many rows of the curve a replay trial has reported (HyperBand pauses a trial
+    at a milestone and resumes it from its checkpoint)."""
+    import tempfile
+
+    from ray import tune
+
+    folder = Path(tempfile.mkdtemp(prefix="replay-"))
+    (folder / REPLAY_STATE).write_text(json.dumps({"replayed": replayed}))
+    return tune.Checkpoint.from_directory(str(folder))
+
+
+def _replayed_so_far() -> int:
+    """The rows a resumed replay trial reported before it was paused (0 for a fresh one)."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        return int(json.loads((Path(folder) / REPLAY_STATE).read_text())["replayed"])

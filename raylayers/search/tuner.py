@@ -20,7 +20,7 @@ from raylayers.paths import resolve_local
 from raylayers.search.results import ResultsTable
 from raylayers.search.space import Candidate, LayerSpace, build_layer_space, load_search_config, seeded_candidates
 from raylayers.search.summary import RESULTS_FILE, failure_line, finish
-from raylayers.search.trial import base_train_config, load_table, table_trial, train_trial
+from raylayers.search.trial import base_train_config, load_table, table_trial, train_trial, trial_train_config
 
 
 # ================================================================================================ inputs
@@ -62,11 +62,14 @@ def can_resume(space_file: str | Path, out: str | Path, overrides: list[str] | N
 
 
 def run_search(space_file: str | Path, out: str | Path, resume: bool = False, objective: str = "train",
-               overrides: list[str] | None = None, stopper=None, search_factory=None) -> dict:
+               overrides: list[str] | None = None, stopper=None, search_factory=None,
+               replay_checkpoints: bool = False) -> dict:
     """Run (or resume) a search; returns the summary written to `search_summary.json`. A search in which no trial
     completed raises `UserError` after writing everything (`failure_line`). `stopper`: a Tune `Stopper` that may
     end the search early (the search-efficiency benchmark stops at its target). `search_factory(config, layer_space,
-    candidates)`: a (Tune searcher, Tune scheduler) pair instead of ours (the benchmark's stock baselines)."""
+    candidates)`: a (Tune searcher, Tune scheduler) pair instead of ours (the benchmark's stock baselines).
+    `replay_checkpoints` (replay tables): each replayed step reports a checkpoint, so that a scheduler that pauses
+    trials (HyperBand) resumes them where they were."""
     import ray
     from ray import tune
 
@@ -83,25 +86,28 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     lrs, lrs_path = ensure_lrs(config, out)
     layer_space = build_layer_space(config.space, lrs, f"'{space_file}'")
     candidates = _enumerable_candidates(config, layer_space)
-    trainable = _trainable(config, layer_space, candidates, objective, out)
+    trainable, costs = _trainable(config, layer_space, candidates, objective, out, replay_checkpoints)
+    if candidates is not None:  # objective.cost.max_ratio: what costs too much is never proposed nor trained
+        candidates = [c for c in candidates if not costs.is_left_out(c)]
     started_ray = not ray.is_initialized()
     init_ray()
     started = time.perf_counter()
     budget = config.budget
     print(f"[raylayers] search '{config.name}': {budget.trials} trials over "
           f"{len(candidates) if candidates is not None else 'continuous'} configurations, {budget.searcher}"
-          f"{', ASHA from step ' + str(budget.grace_period) if budget.grace_period else ''}; out {out}", flush=True)
-    results = ResultsTable(out / RESULTS_FILE, out / "tensorboard", trials=budget.trials)
+          f"{', ASHA from step ' + str(budget.grace_period) if budget.grace_period else ''}{costs.describe()}; "
+          f"out {out}", flush=True)
+    results = ResultsTable(out / RESULTS_FILE, out / "tensorboard", trials=budget.trials, costs=costs)
     _quiet_logs()  # before a study is made or restored (Optuna announces each)
     if resume:
         tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
     else:
         tuner = _new_tuner(config, layer_space, candidates, trainable, out, results, stopper,
-                           reuse_actors=objective.startswith("table:"), search_factory=search_factory)
+                           reuse_actors=objective.startswith("table:"), search_factory=search_factory, costs=costs)
     blocking(tuner.fit)  # in a helper thread: Ctrl-C reaches us (interrupts.py), not Tune's quiet early end
     results.flush()
-    summary = finish(config, out, lrs, lrs_path, layer_space, time.perf_counter() - started)
+    summary = finish(config, out, lrs, lrs_path, layer_space, time.perf_counter() - started, costs=costs)
     if started_ray and not os.environ.get("RAY_ADDRESS"):
         ray.shutdown()
     if not summary["completed"]:  # everything is written; but a search without a result has failed
@@ -140,14 +146,17 @@ def _enumerable_candidates(config: SearchConfig, layer_space: LayerSpace) -> lis
 
 
 def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[Candidate] | None, objective: str,
-               out: Path):
-    """The Tune trainable of the objective, with everything a trial needs resolved here, in the user's process: a
-    trial reads no user path of its own."""
+               out: Path, replay_checkpoints: bool = False):
+    """The Tune trainable of the objective and the search's costs (`raylayers.search.cost`), with everything a trial
+    needs resolved here, in the user's process: a trial reads no user path of its own."""
     from ray import tune
+
+    from raylayers.search.cost import table_costs, trained_costs
 
     settings = {"config": config, "out": str(out)}
     if objective.startswith("table:"):
         settings["table"] = resolve_local(objective[len("table:"):])
+        settings["replay_checkpoints"] = replay_checkpoints
         table = load_table(settings["table"])
         if candidates is None:
             raise UserError("--objective table: the space's hyper-parameters must be choice lists")
@@ -155,6 +164,7 @@ def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
         if absent:
             raise UserError(f"--objective table: configuration {absent[0]} is in the space but not in "
                             f"{settings['table']} ({len(absent)} missing; narrow the space or extend the table)")
+        settings["costs"] = table_costs(config, layer_space, table, settings["table"])
         trainable = tune.with_parameters(table_trial, settings=settings)
     elif objective == "train":
         from raylayers.evaluate.bench import resolve_benchmarks
@@ -168,28 +178,33 @@ def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
         # the benchmark folders, found (and real-benchmark downloads imported) once, here
         bench = resolve_benchmarks(config.objective.bench, out)
         settings.update(base=base, bench=",".join(str(folder) for folder in bench),
-                        encoder_layers=checked["encoder_layers"])
+                        encoder_layers=checked["encoder_layers"], costs=trained_costs(
+                            config, layer_space, lambda trial: trial_train_config(base, trial, name="cost").model))
         trainable = tune.with_parameters(train_trial, settings=settings)
     else:
         raise UserError(f"--objective '{objective}': use train or table:FILE.parquet")
-    return tune.with_resources(trainable, {"CPU": 0, "memory": 1})  # the driver waits; Train workers compute
+    # the driver waits; Train workers compute
+    return tune.with_resources(trainable, {"CPU": 0, "memory": 1}), settings["costs"]
 
 
 def _new_tuner(config: SearchConfig, layer_space: LayerSpace, candidates: list[Candidate] | None, trainable,
-               out: Path, results, stopper, reuse_actors: bool = False, search_factory=None):
+               out: Path, results, stopper, reuse_actors: bool = False, search_factory=None, costs=None):
     """A Tuner with the LRS-guided searcher, ASHA on the probe (when the budget has rungs) and our callbacks.
-    `reuse_actors` (replay tables): a trial reuses the last trial's actor instead of starting one (~1 s each)."""
+    `reuse_actors` (replay tables): a trial reuses the last trial's actor instead of starting one (~1 s each).
+    `candidates`: those `costs` (objective.cost.max_ratio) leaves in; the searcher is told what it leaves out."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from raylayers.search.searcher import LayerSearcher
 
     budget = config.budget
-    searcher = LayerSearcher(layer_space, config.space.hyperparameters, _first_trials(config, layer_space, candidates),
+    first = [c for c in _first_trials(config, layer_space, candidates) if costs is None or not costs.is_left_out(c)]
+    searcher = LayerSearcher(layer_space, config.space.hyperparameters, first,
                              budget.prior_trials, config.space.prior_temperature,
                              sampler=budget.searcher if budget.searcher in ("tpe", "geometry") else "random",
                              seed=budget.seed, space_size=len(candidates) if candidates is not None else None,
-                             results_path=out / RESULTS_FILE, candidates=candidates)
+                             results_path=out / RESULTS_FILE, candidates=candidates,
+                             left_out=costs.is_left_out if costs is not None and costs.left_out else None)
     asha = dict(time_attr="global_step", metric="score", mode="max", grace_period=budget.grace_period,
                 reduction_factor=budget.reduction_factor, max_t=10**9)
     if budget.grace_period <= 0:

@@ -82,7 +82,8 @@ def check_before_launch(config: TrainConfig, records: bool = True, encoder_layer
 
 
 def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = False, resume: bool = False,
-                 encoder_layers: int | None = None, evaluation: dict | None = None) -> dict:
+                 encoder_layers: int | None = None, evaluation: dict | None = None, tune_score_offset: float = 0.0,
+                 tune_extras: dict | None = None) -> dict:
     """Run the recipe on Ray Train; returns the run's summary. Raises UserError on bad input or divergence.
 
     Without `resume`, an `out` that holds a run (finished or not) is refused before anything is written. With it
@@ -91,7 +92,9 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     is returned as it is, nothing rewritten; another config is refused naming the keys that differ.
     `encoder_layers`: the encoder's depth when the caller checked the encoder, LM and tokenizer already.
     `evaluation`: `evaluate_checkpoint`'s arguments (bench, mode, ...): rank 0 evaluates the trained model in
-    memory into `out/eval` (a search trial; the summary's `evaluated` says whether it did)."""
+    memory into `out/eval` (a search trial; the summary's `evaluated` says whether it did).
+    `tune_score_offset`, `tune_extras`: a search's cost objective (each probe score Tune hears is the probe's answer
+    accuracy minus the offset, `unpenalised_score` the accuracy) and what every such report also carries."""
     from raylayers.ray_session import init_ray
 
     out = Path(out).resolve()
@@ -115,7 +118,9 @@ def run_training(config: TrainConfig, out: str | Path, tune_callback: bool = Fal
     resume_from = newest_checkpoint(config, out) if state == "unfinished" else None
     try:
         with timings.span("ray train fit"):  # Ctrl-C reaches us, not Ray
-            result = blocking(_trainer(config, out, tune_callback, resume_from, evaluation).fit)
+            tune_report = (tune_score_offset, tune_extras or {}) if tune_callback else None
+            trainer = _trainer(config, out, tune_report, resume_from, evaluation)
+            result = blocking(trainer.fit)
     except Exception as err:  # a worker's UserError arrives wrapped in Ray's error with its traceback
         message = user_error_in(str(err))
         if message is None:
@@ -146,7 +151,7 @@ def newest_checkpoint(config: TrainConfig, out: str | Path) -> Path | None:
     return newest_complete(folder, config.resources.num_workers) if folder is not None else None
 
 
-def _trainer(config: TrainConfig, out: Path, tune_callback: bool, resume_from: Path | None = None,
+def _trainer(config: TrainConfig, out: Path, tune_report: tuple[float, dict] | None, resume_from: Path | None = None,
              evaluation: dict | None = None):
     """The `TorchTrainer`: workers and resources, the backend, storage, restarts, checkpoints kept."""
     import os
@@ -172,13 +177,15 @@ def _trainer(config: TrainConfig, out: Path, tune_callback: bool, resume_from: P
             name=config.name, storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=config.checkpoint.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.checkpoint.keep),
-            callbacks=[_probe_to_tune_callback()] if tune_callback else []),
+            callbacks=[_probe_to_tune_callback(*tune_report)] if tune_report is not None else []),
     )
 
 
-def _probe_to_tune_callback():
+def _probe_to_tune_callback(score_offset: float = 0.0, extras: dict | None = None):
     """Ray Train's `TuneReportCallback`, forwarding only the probe's reports, with the validation answer accuracy
-    as `score` (what ASHA and the searcher rank by; Tune requires the metric in every result it gets)."""
+    as `score` (what ASHA and the searcher rank by; Tune requires the metric in every result it gets). A search's
+    cost objective takes `score_offset` off it (keeping the accuracy as `unpenalised_score`) and adds `extras`."""
+    extras = dict(extras or {})
     from ray.tune.integration.ray_train import TuneReportCallback
 
     class ProbeToTune(TuneReportCallback):
@@ -186,7 +193,10 @@ def _probe_to_tune_callback():
             first = dict(metrics[0]) if metrics else {}
             if "val_answer_accuracy" not in first:
                 return
-            first["score"] = first["val_answer_accuracy"]
+            first["score"] = first["val_answer_accuracy"] - score_offset
+            if "cost_ratio" in extras:  # a cost objective
+                first["unpenalised_score"] = first["val_answer_accuracy"]
+            first.update(extras)
             super().after_report(run_context, [first, *metrics[1:]], checkpoint)
 
     return ProbeToTune()

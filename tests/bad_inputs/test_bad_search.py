@@ -79,6 +79,21 @@ def test_a_replay_table_without_a_score_column(refused, space, tmp_path):
     refused(search(space(), tmp_path / "out", "--objective", f"table:{table}"), "missing column(s) score")
 
 
+def test_a_replay_table_without_the_cost_objectives_column(refused, space, tmp_path):
+    table = write_table(tmp_path / "table.parquet", single_layer_table())  # no visual_tokens column
+    refused(search(space(extra="objective: {cost: {measure: visual_tokens, max_ratio: 2.0}}\n"), tmp_path / "out",
+                   "--objective", f"table:{table}"), "table.parquet", "no 'visual_tokens' column")
+
+
+@pytest.mark.parametrize("cost, says", [
+    ("{measure: flops}", "'objective.cost.measure'"),
+    ("{measure: visual_tokens, penalty: -1}", "'objective.cost.penalty'"),
+    ("{measure: visual_tokens, max_ratio: 0}", "'objective.cost.max_ratio'"),
+])
+def test_a_bad_cost_objective(refused, space, tmp_path, cost, says):
+    refused(search(space(extra=f"objective: {{cost: {cost}}}\n"), tmp_path / "out"), "space.yaml", says)
+
+
 def test_a_replay_table_that_is_not_parquet(refused, space, tmp_path):
     (tmp_path / "table.parquet").write_text("layers,score\n")
     refused(search(space(), tmp_path / "out", "--objective", f"table:{tmp_path / 'table.parquet'}"),
