@@ -145,8 +145,9 @@ def say_search_summary(summary: dict, stream=None) -> None:
     def say(line: str) -> None:
         print(line, file=stream or sys.stdout, flush=True)
 
-    def categories(row: dict) -> str:
-        return ", ".join(f"{k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("score_") and v is not None)
+    def categories(row: dict) -> str:  # " (general 0.310, ocr ...)", or nothing when the row has no categories
+        parts = [f"{k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("score_") and v is not None]
+        return f" ({', '.join(parts)})" if parts else ""
 
     say(f"search finished in {summary['seconds']:.0f}s: {summary['completed']} completed, "
         f"{summary['pruned']} stopped early, {summary['failed']} failed")
@@ -154,11 +155,11 @@ def say_search_summary(summary: dict, stream=None) -> None:
         say(f"{summary['failed']} of {summary['trials']} trials failed; {first_error(summary)}")
     best, baseline = summary.get("best"), summary.get("baseline")
     if best:
-        say(f"best: layers {list(best['layers'])} with {best['connector']}: score {best['score']:.4f} "
-            f"({categories(best)})")
+        say(f"best: layers {list(best['layers'])} with {best['connector']}: score {best['score']:.4f}"
+            f"{categories(best)}")
     if baseline:
-        say(f"penultimate-layer baseline {list(baseline['layers'])}: score {baseline['score']:.4f} "
-            f"({categories(baseline)})")
+        say(f"penultimate-layer baseline {list(baseline['layers'])}: score {baseline['score']:.4f}"
+            f"{categories(baseline)}")
     if summary.get("best_vs_baseline"):
         say(f"best minus baseline: {describe(summary['best_vs_baseline'])}")
     if caution(summary):

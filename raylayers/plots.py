@@ -161,7 +161,7 @@ def plot_cost_front(points: list[tuple[float, float]], front: list[tuple[float, 
             ax.annotate(text, point, textcoords="offset points", xytext=(8, -12), color=color, fontsize=8)
     ax.set_xlabel(f"{measure.replace('_', ' ')} / baseline's")
     ax.set_ylabel("score (before the penalty)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     ax.set_title(title)
     return _save(plt, fig, path)

@@ -161,9 +161,8 @@ def _cost_front(out: Path, done: list[dict], summary: dict) -> list[str]:
 def _ranked_table(done: list[dict]) -> list[str]:
     """The completed configurations, best first, with their category scores, steps and seconds."""
     cats = [k for k in CATEGORY_KEYS if any(r.get(k) is not None for r in done)]
-    lines = ["| rank | layers | connector | hyper-parameters | score | " + " | ".join(k[6:] for k in cats)
-             + " | steps | seconds |",
-             "|---|---|---|---|---|" + "---|" * len(cats) + "---|---|"]
+    header = ["rank", "layers", "connector", "hyper-parameters", "score", *(k[6:] for k in cats), "steps", "seconds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, r in enumerate(done, 1):
         hyper = json.loads(r.get("hyperparameters") or "{}")
         cells = [str(rank), ",".join(map(str, r["layers"])), r["connector"],
