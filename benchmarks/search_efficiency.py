@@ -12,15 +12,15 @@ tables' curve steps) except random and grid:
 - geometry_asha: budget.searcher=geometry, the LRS priors (the seeded trials of
   `raylayers.search.space.seeded_candidates`, i.e. the penultimate layer, each representative alone and their
   concat, then budget.prior_trials=2 representative-like draws), then the Gaussian process over layer points
-  (`raylayers.search.geometry`);
+  (`raylayers.search.geometry`), with ASHA's second opinion (`raylayers.search.stopping`);
 - lrs_tpe_asha: the previous default, budget.searcher=tpe with the same priors, then TPE (not in the default run);
 - stock_tpe_asha: what a Tune user writes: `OptunaSearch` with default settings (TPE, seeded) over the same
   define-by-run space (`raylayers.search.searcher.define_configuration`), `ASHAScheduler`; no priors, no repeat
   check (a repeated configuration is trained again and counted), an ASHA-stopped trial told to Optuna as complete;
 - bohb: `TuneBOHB` (hpbandster, ConfigSpace; skipped with a printed line when absent) over a flat categorical space
-  (which groups, a layer per group, a fusion connector) with the same ASHA rungs; not `HyperBandForBOHB`, which pauses
-  trials and resumes them from checkpoints that a replay trial does not write (in a trial run 39 of 40 trials ended
-  paused and unmeasured);
+  (which groups, a layer per group, a fusion connector) with `HyperBandForBOHB` (max_t 9000, reduction factor 3),
+  as Ray pairs them; HyperBand pauses trials at its milestones and resumes them from their checkpoints, so these
+  searches run with `replay_checkpoints` (a replay trial reports a checkpoint per step);
 - random: budget.searcher=random (the space shuffled by the seed, no repeats), no early stopping;
 - grid: budget.searcher=grid (every configuration in the space's order), no early stopping; it ignores the seed, so
   it runs once. The exhaustive sweep of the comparison (every configuration trained in full, the paper's way) is not
@@ -33,7 +33,8 @@ by ASHA counts the steps it ran). A run that never gets there within its budget 
 table: median, 25th and 75th percentiles, min and max over the seeds, with "not reached" counted as infinitely
 late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached;
 and the steps with a not-reached run counted as the steps of its full budget (the comparison's figure: median steps
-of each strategy over ours, and the exhaustive sweep's over ours).
+of each strategy over ours, and the exhaustive sweep's over ours); and the expected steps (every step of every
+seed, reached or not, over the seeds that reached: a strategy that gives up cheaply cannot look cheap by it).
 
 Runtime: a replayed trial cost ~1-6 s with a new Tune actor per trial; replay searches now reuse actors
 (`reuse_actors`, a fraction of a second per trial), and by default (1) a search is stopped once it has reached
@@ -365,6 +366,11 @@ def summarise(runs: list[dict]) -> dict:
                 "runs": len(group), "reached": sum(r["reached"] for r in group),
                 "trials_to_target": statistics(trials), "steps_to_target": statistics(steps),
                 "steps_not_reached_as_budget": statistics(steps_budget),
+                # expected steps to the target, as benchmarking suites of optimisers count it (the "expected running
+                # time"): every step every seed spent, reached or not, over the seeds that reached; none if none did.
+                # A strategy that gives up cheaply cannot look cheap by it.
+                "expected_steps": sum(steps_budget) / sum(r["reached"] for r in group)
+                if any(r["reached"] for r in group) else None,
                 "trials_run_mean": float(np.mean([r["trials"] for r in group])),
                 "pruned_mean": float(np.mean([r["pruned"] for r in group])),
                 "failed_total": sum(r["failed"] for r in group),
@@ -387,12 +393,17 @@ def comparison(summary: dict, tables: dict, ours: str = "geometry_asha") -> dict
         row = {"ours_median_steps": mine, "ours_reached": f"{strategies[ours]['reached']}/{strategies[ours]['runs']}",
                "exhaustive_steps": tables[table]["space_size"] * CURVE_STEPS[-1]}
         row["exhaustive_over_ours"] = row["exhaustive_steps"] / mine
+        expected = strategies[ours]["expected_steps"]
+        row["ours_expected_steps"] = expected
         for name, s in strategies.items():
             if name == ours:
                 continue
             median = s["steps_not_reached_as_budget"]["p50"]
             row[f"{name}_median_steps"] = median
             row[f"{name}_over_ours"] = median / mine
+            row[f"{name}_expected_steps"] = s["expected_steps"]
+            row[f"{name}_expected_over_ours"] = s["expected_steps"] / expected \
+                if s["expected_steps"] is not None and expected else None
             row[f"{name}_reached"] = f"{s['reached']}/{s['runs']}"
         result[table] = row
     return result
@@ -402,8 +413,8 @@ def print_comparison(rows: dict, summary: dict, stream=sys.stdout) -> None:
     """A markdown table: per table and strategy, steps (k) to 1% (median [p25-p75], not reached = its budget), the
     seeds that reached, and the ratio to ours."""
     print("\n| table | strategy | reached | trials to 1%: median [p25-p75] | steps (k) to 1%, not reached = budget: "
-          "median [p25-p75] | steps vs ours |", file=stream)
-    print("|---|---|---|---|---|---|", file=stream)
+          "median [p25-p75] | steps vs ours | expected steps (k): all steps / seeds reached | vs ours |", file=stream)
+    print("|---|---|---|---|---|---|---|---|", file=stream)
     for table, strategies in summary.items():
         for name, s in strategies.items():
             trials = s["trials_to_target"]
@@ -414,13 +425,20 @@ def print_comparison(rows: dict, summary: dict, stream=sys.stdout) -> None:
 
             ratio = "1" if name == "geometry_asha" else (
                 f"{rows[table][f'{name}_over_ours']:.1f}x" if table in rows else "-")
+            expected = "never" if s.get("expected_steps") is None else f"{s['expected_steps'] / 1000:.0f}"
+            expected_ratio = "1" if name == "geometry_asha" else (
+                f"{rows[table][f'{name}_expected_over_ours']:.1f}x"
+                if table in rows and rows[table].get(f"{name}_expected_over_ours") else "-")
             print(f"| {table} | {name} | {s['reached']}/{s['runs']} | {one(trials['p50'])} [{one(trials['p25'])}-"
                   f"{one(trials['p75'])}] | {one(steps['p50'], 1000)} [{one(steps['p25'], 1000)}-"
-                  f"{one(steps['p75'], 1000)}] | {ratio} |", file=stream)
+                  f"{one(steps['p75'], 1000)}] | {ratio} | {expected} | "
+                  f"{expected_ratio} |", file=stream)
         if table in rows:
             r = rows[table]
             print(f"| {table} | exhaustive sweep (all {r['exhaustive_steps'] // CURVE_STEPS[-1]} in full) | - | - | "
-                  f"{r['exhaustive_steps'] / 1000:g} | {r['exhaustive_over_ours']:.1f}x |", file=stream)
+                  f"{r['exhaustive_steps'] / 1000:g} | {r['exhaustive_over_ours']:.1f}x | "
+                  f"{r['exhaustive_steps'] / 1000:g} | {r['exhaustive_steps'] / r['ours_expected_steps']:.1f}x |",
+                  file=stream)
 
 
 def fmt(stats: dict, scale: float = 1.0, digits: int = 1) -> str:
