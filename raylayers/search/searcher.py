@@ -247,7 +247,7 @@ class LayerSearcher(OptunaSearch):
                 observed[key] = estimate
         return {k: v for k, v in observed.items() if self.model is None or k in self.model.index}
 
-    def could_be_best(self, trial_id: str, step: int, score: float) -> bool:
+    def could_be_best(self, step: int, score: float) -> bool:
         """Whether a trial scoring `score` at `step` keeps pace with the best completed trial: at or above what that
         trial scored at the same step (`SecondOpinionASHA` then keeps it running). False until two completed trials
         have passed `step` (the first is the baseline: nothing has been beaten yet)."""

@@ -32,7 +32,7 @@ class SecondOpinionASHA(ASHAScheduler):
         action = super().on_trial_result(tune_controller, trial, result)
         if action != TrialScheduler.STOP or self._time_attr not in result or self._metric not in result:
             return action
-        if self.searcher.could_be_best(trial.trial_id, int(result[self._time_attr]), float(result[self._metric])):
+        if self.searcher.could_be_best(int(result[self._time_attr]), float(result[self._metric])):
             self.overruled += 1
             self._num_stopped -= 1
             return TrialScheduler.CONTINUE

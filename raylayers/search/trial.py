@@ -174,8 +174,11 @@ def table_trial(trial: dict, settings: dict) -> None:
         if index < start:
             continue
         time.sleep(pause)
-        tune.report(costs.report({"score": float(row["score"]), "global_step": int(row.get("step") or 0)}, extras),
-                    checkpoint=_replay_checkpoint(index + 1) if checkpoints else None)
+        metrics = costs.report({"score": float(row["score"]), "global_step": int(row.get("step") or 0)}, extras)
+        if checkpoints:
+            _report_with_replay_state(metrics, index + 1)
+        else:
+            tune.report(metrics)
     time.sleep(pause)
     last = rows[-1]
     extra = {k: float(v) for k, v in last.items() if k.startswith("score_") and v is not None}
@@ -186,16 +189,17 @@ def table_trial(trial: dict, settings: dict) -> None:
 REPLAY_STATE = "replay.json"
 
 
-def _replay_checkpoint(replayed: int):
-    """A Tune checkpoint holding how many rows of the curve a replay trial has reported (HyperBand pauses a trial
-    at a milestone and resumes it from its checkpoint)."""
+def _report_with_replay_state(metrics: dict, replayed: int) -> None:
+    """`tune.report` with a checkpoint holding how many rows of the curve the trial has reported (HyperBand pauses a
+    trial at a milestone and resumes it from its checkpoint). Tune copies the checkpoint into the experiment during
+    the call, so the temporary folder goes with it (Ray's documented pattern)."""
     import tempfile
 
     from ray import tune
 
-    folder = Path(tempfile.mkdtemp(prefix="replay-"))
-    (folder / REPLAY_STATE).write_text(json.dumps({"replayed": replayed}))
-    return tune.Checkpoint.from_directory(str(folder))
+    with tempfile.TemporaryDirectory(prefix="replay-") as folder:
+        (Path(folder) / REPLAY_STATE).write_text(json.dumps({"replayed": replayed}))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def _replayed_so_far() -> int:

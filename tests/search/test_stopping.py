@@ -37,13 +37,13 @@ def run(searcher, trial_id: str, curve: dict[int, float], final: float | None) -
 
 def test_a_trial_keeping_pace_with_the_best_completed_one_could_be_best(searcher):
     run(searcher, "t0", {1000: 0.10, 3000: 0.20}, final=0.30)  # the baseline
-    assert not searcher.could_be_best("x", 3000, 0.99)  # one completed trial: nothing beaten yet
+    assert not searcher.could_be_best(3000, 0.99)  # one completed trial: nothing beaten yet
     run(searcher, "t1", {1000: 0.12, 3000: 0.26}, final=0.36)  # the incumbent
     run(searcher, "t2", {1000: 0.05}, final=None)  # stopped at the first rung: not a completed curve
-    assert searcher.could_be_best("x", 3000, 0.26)  # the incumbent's own pace at 3000
-    assert not searcher.could_be_best("x", 3000, 0.25)  # behind it (though ahead of the baseline)
-    assert searcher.could_be_best("x", 1000, 0.12) and not searcher.could_be_best("x", 1000, 0.11)
-    assert not searcher.could_be_best("x", 2000, 0.50)  # no completed trial passed step 2000
+    assert searcher.could_be_best(3000, 0.26)  # the incumbent's own pace at 3000
+    assert not searcher.could_be_best(3000, 0.25)  # behind it (though ahead of the baseline)
+    assert searcher.could_be_best(1000, 0.12) and not searcher.could_be_best(1000, 0.11)
+    assert not searcher.could_be_best(2000, 0.50)  # no completed trial passed step 2000
 
 
 def feed(scheduler, trial_id: str, step: int, score: float) -> str:
