@@ -8,7 +8,9 @@ the first SIGINT into a quiet early end of the search (whose summary would then 
 - `init_ray` keeps those handlers across `ray.init` (`keeping_handlers`);
 - a blocking Ray call (`TorchTrainer.fit`, `Tuner.fit`) runs through `blocking()`, in a helper thread: Ray Train and
   Tune install their handlers only from the main thread (as they do inside a Tune trial), and the main thread waits
-  where a signal can reach it.
+  where a signal can reach it. When one does, the helper thread is ended first (`_wind_down`): Ray's core worker
+  ends the whole process, with exit code 1, if any thread calls into Ray after `ray.shutdown`, and a Tune loop
+  left running calls into it every 0.1 s;
 The CLI then shuts Ray down (the local cluster we started goes with it: head, dashboard, agents, workers) and prints
 one line with where to resume. Checkpoints are not trusted to have been written whole: a resumed run picks the
 newest checkpoint on disk that is complete (`raylayers.train.checkpoint.newest_complete`).
@@ -17,11 +19,13 @@ newest checkpoint on disk that is complete (`raylayers.train.checkpoint.newest_c
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+WIND_DOWN_S = 3.0  # how long an interrupted wait gives the helper thread to end before Ray is shut down
 
 
 class Interrupted(BaseException):
@@ -100,12 +104,37 @@ def blocking(function, *args, **kwargs):
             outcome["error"] = err
 
     thread = threading.Thread(target=run, name=f"raylayers-{getattr(function, '__name__', 'call')}", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(timeout=0.5)  # a signal's handler runs here, in the main thread
+    try:
+        thread.start()  # inside the try: the signal may come while the thread starts
+        while thread.is_alive():
+            thread.join(timeout=0.5)  # a signal's handler runs here, in the main thread
+    except Interrupted:
+        _wind_down(thread)
+        raise
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+class _WoundDown(BaseException):
+    """Raised inside an interrupted helper thread: a BaseException, so the `except Exception` clean-ups of Tune's
+    loop (which call into Ray) are skipped; `ray.shutdown` cleans up after it."""
+
+
+def _wind_down(thread: threading.Thread) -> None:
+    """End the helper thread of an interrupted `blocking` call before Ray is shut down: `_WoundDown` is raised in
+    it at its next Python instruction (Tune's loop runs one every 0.1 s) and we wait up to WIND_DOWN_S for it to end.
+    A thread blocked inside one Ray call (Train's `fit` waits on a single `ray.get`) keeps the exception pending:
+    it is raised as soon as `ray.shutdown` ends that call, before the thread can make another. CPython has no
+    public way to stop another thread, hence its C API (`PyThreadState_SetAsyncExc`) through ctypes."""
+    for _ in range(100):  # `start` was interrupted before the new thread had its id: it gets one at once
+        if thread.ident is not None:
+            break
+        threading.Event().wait(0.01)
+    else:
+        return
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_WoundDown))
+    thread.join(timeout=WIND_DOWN_S)
 
 
 def stop_ray() -> None:

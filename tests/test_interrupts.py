@@ -62,3 +62,39 @@ def test_nested_blocks_keep_the_outer_one_active():
             assert active()
         assert active()
     assert not active()
+
+
+@pytest.mark.parametrize("blocked_in_c", [False, True], ids=["python-loop", "one-blocking-call"])
+def test_an_interrupted_wait_ends_the_helper_thread_before_anything_else_runs_in_it(monkeypatch, blocked_in_c):
+    """Ray's core worker ends the whole process (exit 1) when a thread calls into Ray after `ray.shutdown`, so the
+    helper must make no further call once the main thread is interrupted: a loop (Tune's) ends at once; a thread
+    inside one blocking call (Train's `ray.get`) ends as soon as that call returns, running nothing after it."""
+    import time
+
+    import raylayers.interrupts as interrupts
+
+    monkeypatch.setattr(interrupts, "WIND_DOWN_S", 0.2)
+    helper, calls_after = [], []
+
+    def ray_call():
+        helper.append(threading.current_thread())
+        os.kill(os.getpid(), signal.SIGINT)
+        if blocked_in_c:
+            time.sleep(1.5)  # one call in C: the pending exception is raised when it returns
+            calls_after.append("after the blocking call")
+        else:
+            while True:  # Tune's loop: a short wait on Ray, then the next step
+                time.sleep(0.01)
+                calls_after.append("a next step")
+                if len(calls_after) > 10_000:
+                    return
+
+    with pytest.raises(Interrupted):
+        with handling_interrupts():
+            blocking(ray_call)
+    helper[0].join(timeout=30)
+    assert not helper[0].is_alive()
+    if blocked_in_c:
+        assert calls_after == []
+    else:
+        assert len(calls_after) < 10_000
