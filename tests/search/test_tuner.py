@@ -268,7 +268,7 @@ report_every_steps: 1
     return path
 
 
-def relative_space(stack, folder, learning_rates, budget):
+def relative_space(stack, folder, learning_rates, budget, objective=""):
     """A space file in `folder` whose every path (and its base recipe's) is relative to `folder`, as a user writes
     them: a trial runs in a working directory of its own, so each must be resolved where the user started."""
     (folder / "stack").symlink_to(stack)
@@ -278,7 +278,7 @@ def relative_space(stack, folder, learning_rates, budget):
 base: {{config: base.yaml, set: {{cache.dir: cache}}}}
 lrs: {{file: lrs/lrs.json, images: stack/world/images, groups: "2", max_images: 32}}
 space: {{num_layers: [1], layers: [-2], hyperparameters: {{stage2.learning_rate: {{choice: {learning_rates}}}}}}}
-objective: {{bench: stack/world/bench, limit: 3}}
+objective: {{bench: stack/world/bench, limit: 3{objective}}}
 budget: {budget}
 """)
     return space
@@ -288,9 +288,11 @@ budget: {budget}
 def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_stack, tmp_path, monkeypatch, capfd):
     """Real trials (Ray Train + DeepSpeed, then evaluation) from a space with relative paths; the LRS is computed
     first from images. One learning rate diverges: that trial is retried once, recorded as failed with its error,
-    and the search goes on, and ends with exit code 0 and a line saying how many failed."""
+    and the search goes on, and ends with exit code 0 and a line saying how many failed. With a cost objective, the
+    configuration's cost comes from the trained model's configs (one configuration: the baseline, ratio 1)."""
     monkeypatch.chdir(tmp_path)
-    relative_space(tiny_stack, tmp_path, "[3.0e-3, 1.0e+30]", "{trials: 2, searcher: grid, retries: 1}")
+    relative_space(tiny_stack, tmp_path, "[3.0e-3, 1.0e+30]", "{trials: 2, searcher: grid, retries: 1}",
+                   objective=", cost: {measure: visual_tokens, penalty: 0.5}")
     assert main(["search", "--space", "space.yaml", "--out", "out"]) == 0
     out = tmp_path / "out"
     summary = json.loads((out / "search_summary.json").read_text())
@@ -300,6 +302,10 @@ def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_st
     good, bad = rows[3.0e-3], rows[1.0e30]
     assert good["status"] == "completed" and 0.0 <= good["score"] <= 1.0 and good["steps_trained"] == 5
     assert good["score_vision_centric"] is not None and good["bench_count"] is not None
+    assert good["visual_tokens"] > 0 and good["connector_params"] > 0
+    assert good["cost_ratio"] == 1.0 and good["unpenalised_score"] == good["score"]
+    assert summary["cost"]["measure"] == "visual_tokens" and summary["cost"]["baseline_key"] == good["key"]
+    assert [(p["key"], p["cost"]) for p in summary["cost"]["front"]] == [(good["key"], good["visual_tokens"])]
     assert bad["status"] == "failed" and "NaN" in bad["error"] and bad["score"] is None
     attempts = (out / "trials" / bad["trial_id"] / "attempts.log").read_text().splitlines()
     assert len(attempts) == 2  # the first try and one retry
