@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from ray.tune.schedulers import HyperBandForBOHB
 
 from raylayers import timings
 from raylayers.cli import main
@@ -18,6 +19,7 @@ from raylayers.errors import UserError
 from raylayers.evaluate.run import evaluate_checkpoint
 from raylayers.search.replay import single_layer_table, write_lrs, write_table
 from raylayers.search.results import read_results
+from raylayers.search.searcher import LayerSearcher
 from raylayers.search.tuner import run_search
 
 
@@ -413,3 +415,52 @@ def test_each_category_gets_its_own_best_configuration_from_one_search(tmp_path)
         "weighted": [5, 16, 23], "ocr": [24], "vision_centric": [16]}
     assert recommended["vision_centric"]["baseline_score"] == 0.25 and recommended["vision_centric"]["score"] == 0.45
     assert recommended["ocr"]["verdict"] == "no per-question answers to compare (a table objective)"
+
+
+class _PausableSearcher(LayerSearcher):
+    """Ours in the space's order, with the two calls HyperBandForBOHB makes of a searcher (TuneBOHB's)."""
+
+    def on_pause(self, trial_id):
+        pass
+
+    def on_unpause(self, trial_id):
+        pass
+
+
+class _RecordingHyperBand(HyperBandForBOHB):
+    """Ray's HyperBandForBOHB, recording every (trial, step, decision) it makes."""
+
+    seen: list = []
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = super().on_trial_result(tune_controller, trial, result)
+        self.seen.append((trial.trial_id, result["global_step"], decision))
+        return decision
+
+
+@pytest.mark.slow
+def test_a_replay_search_under_hyperband_resumes_paused_trials_from_their_checkpoints(replay, tmp_path):
+    """`replay_checkpoints` (the search benchmark's BOHB runs on it): HyperBand pauses trials at its milestones and
+    resumes them later; a resumed replay trial goes on from the step its checkpoint holds, so no step is reported
+    twice and a completed trial's steps are its curve's, once."""
+    space, _, table = replay
+
+    def hyperband(config, layer_space, candidates):
+        searcher = _PausableSearcher(layer_space, {}, list(candidates), 0, 1.0, sampler="random", seed=0,
+                                     space_size=len(candidates), candidates=candidates)
+        return searcher, _RecordingHyperBand(time_attr="global_step", metric="score", mode="max", max_t=40,
+                                             reduction_factor=2)
+
+    _RecordingHyperBand.seen = []
+    out = tmp_path / "out"
+    summary = run_search(space(trials=6), out, objective=f"table:{table}", search_factory=hyperband,
+                         replay_checkpoints=True)
+    rows = rows_of(out)
+    assert len(rows) == 6 and {r["key"] for r in rows} == {f"layers={i}|connector=mlp2x_gelu" for i in range(1, 7)}
+    assert summary["failed"] == 0 and summary["completed"] + summary["pruned"] == 6
+    assert all(r["steps_trained"] == 40 for r in rows if r["status"] == "completed")
+    seen = _RecordingHyperBand.seen
+    assert any(decision == "PAUSE" for _, _, decision in seen), seen  # HyperBand did pause (and so resume) trials
+    for trial in {trial for trial, _, _ in seen}:
+        steps = [step for t, step, _ in seen if t == trial]
+        assert steps == sorted(set(steps)), (trial, steps)  # each step once, in order: resumed, not restarted
