@@ -89,6 +89,9 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     trainable, costs = _trainable(config, layer_space, candidates, objective, out, replay_checkpoints)
     if candidates is not None:  # objective.cost.max_ratio: what costs too much is never proposed nor trained
         candidates = [c for c in candidates if not costs.is_left_out(c)]
+    if search_factory is not None and costs.left_out:  # a caller's searcher is never told what max_ratio leaves out
+        raise ValueError(f"search_factory with objective.cost.max_ratio: {len(costs.left_out)} configurations are "
+                         "left out, which the factory's searcher could still propose")
     started_ray = not ray.is_initialized()
     init_ray()
     started = time.perf_counter()

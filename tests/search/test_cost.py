@@ -224,3 +224,12 @@ def test_max_ratio_that_leaves_nothing_is_one_line(tmp_path):
                        {"trials": 2, "grace_period": 0})
     with pytest.raises(UserError, match="objective.cost.max_ratio 0.5 leaves no configuration of the space"):
         run_search(space, tmp_path / "out", objective=f"table:{table}")
+
+
+def test_max_ratio_with_a_callers_searcher_is_refused_before_anything_runs(tmp_path):
+    """The benchmark's hook for stock searchers: such a searcher cannot be told what max_ratio leaves out."""
+    table = cost_table(tmp_path, triples=True)
+    space = cost_space(tmp_path, [1, 2, 3], {"measure": "visual_tokens", "max_ratio": 1.2}, {"trials": 2})
+    with pytest.raises(ValueError, match="8 configurations are left out"):
+        run_search(space, tmp_path / "out", objective=f"table:{table}", search_factory=lambda *args: None)
+    assert not (tmp_path / "out" / "results.parquet").exists()
