@@ -21,7 +21,10 @@ def test_blocking_returns_the_value_and_raises_the_error_of_the_call():
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_interrupts_the_wait_for_a_blocking_call(signum, code):
+def test_a_signal_interrupts_the_wait_for_a_blocking_call(signum, code, monkeypatch):
+    import raylayers.interrupts as interrupts
+
+    monkeypatch.setattr(interrupts, "WIND_DOWN_S", 0.1)  # the call below stays blocked until `released` is set
     released = threading.Event()
 
     def ray_call():  # stands for Tuner.fit / TorchTrainer.fit: it blocks until its work is done
