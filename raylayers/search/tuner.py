@@ -192,40 +192,51 @@ def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
 
 def _new_tuner(config: SearchConfig, layer_space: LayerSpace, candidates: list[Candidate] | None, trainable,
                out: Path, results, stopper, reuse_actors: bool = False, search_factory=None, costs=None):
-    """A Tuner with the LRS-guided searcher, ASHA on the probe (when the budget has rungs) and our callbacks.
+    """A Tuner with our search (`_our_search`) or the caller's `search_factory`, and our callbacks.
     `reuse_actors` (replay tables): a trial reuses the last trial's actor instead of starting one (~1 s each).
     `candidates`: those `costs` (objective.cost.max_ratio) leaves in; the searcher is told what it leaves out."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    from raylayers.search.searcher import LayerSearcher
 
     budget = config.budget
-    first = [c for c in _first_trials(config, layer_space, candidates) if costs is None or not costs.is_left_out(c)]
-    searcher = LayerSearcher(layer_space, config.space.hyperparameters, first,
-                             budget.prior_trials, config.space.prior_temperature,
-                             sampler=budget.searcher if budget.searcher in ("tpe", "geometry") else "random",
-                             seed=budget.seed, space_size=len(candidates) if candidates is not None else None,
-                             results_path=out / RESULTS_FILE, candidates=candidates,
-                             left_out=costs.is_left_out if costs is not None and costs.left_out else None)
-    asha = dict(time_attr="global_step", metric="score", mode="max", grace_period=budget.grace_period,
-                reduction_factor=budget.reduction_factor, max_t=10**9)
-    if budget.grace_period <= 0:
-        scheduler = FIFOScheduler()
-    elif budget.searcher == "geometry":
-        from raylayers.search.stopping import SecondOpinionASHA
-
-        scheduler = SecondOpinionASHA(searcher, **asha)
-    else:
-        scheduler = ASHAScheduler(**asha)
-    if search_factory is not None:
-        searcher, scheduler = search_factory(config, layer_space, candidates)
+    factory = search_factory or _our_search(out, costs)
+    searcher, scheduler = factory(config, layer_space, candidates)
     run_config = tune.RunConfig(name=config.name, storage_path=str(_storage(config, out)), callbacks=[results],
                                 failure_config=tune.FailureConfig(max_failures=budget.retries), stop=stopper,
                                 verbose=0)
     return tune.Tuner(trainable, run_config=run_config, tune_config=tune.TuneConfig(
         search_alg=searcher, scheduler=scheduler, num_samples=budget.trials,
         max_concurrent_trials=budget.concurrency, reuse_actors=reuse_actors))
+
+
+def _our_search(out: Path, costs):
+    """The search_factory of our own search: the LRS-guided searcher (told what `costs` leaves out) and ASHA on the
+    probe when the budget has rungs (with the geometry searcher's second opinion), FIFO otherwise."""
+
+    def factory(config: SearchConfig, layer_space: LayerSpace, candidates: list[Candidate] | None):
+        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+        from raylayers.search.searcher import LayerSearcher
+
+        budget = config.budget
+        first = [c for c in _first_trials(config, layer_space, candidates)
+                 if costs is None or not costs.is_left_out(c)]
+        searcher = LayerSearcher(layer_space, config.space.hyperparameters, first,
+                                 budget.prior_trials, config.space.prior_temperature,
+                                 sampler=budget.searcher if budget.searcher in ("tpe", "geometry") else "random",
+                                 seed=budget.seed, space_size=len(candidates) if candidates is not None else None,
+                                 results_path=out / RESULTS_FILE, candidates=candidates,
+                                 left_out=costs.is_left_out if costs is not None and costs.left_out else None)
+        asha = dict(time_attr="global_step", metric="score", mode="max", grace_period=budget.grace_period,
+                    reduction_factor=budget.reduction_factor, max_t=10**9)
+        if budget.grace_period <= 0:
+            return searcher, FIFOScheduler()
+        if budget.searcher == "geometry":
+            from raylayers.search.stopping import SecondOpinionASHA
+
+            return searcher, SecondOpinionASHA(searcher, **asha)
+        return searcher, ASHAScheduler(**asha)
+
+    return factory
 
 
 class _NoTraceback:
