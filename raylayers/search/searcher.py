@@ -229,7 +229,7 @@ class LayerSearcher(OptunaSearch):
         score extrapolated to a final one by the median ratio final / score-at-that-step of the completed trials
         that passed the same step (ASHA stopped it at a rung; its partial score is on another scale). A pruned one
         without such a ratio (or whose curve a resume lost) counts at the lowest completed score."""
-        completed = {k: float(s) for k, (status, s) in self.known.items() if status == "completed" and s is not None}
+        completed = self._completed()
         floor = min(completed.values(), default=None)
         observed = dict(completed)
         if floor is not None:
@@ -247,11 +247,15 @@ class LayerSearcher(OptunaSearch):
                 observed[key] = estimate
         return {k: v for k, v in observed.items() if self.model is None or k in self.model.index}
 
+    def _completed(self) -> dict[str, float]:
+        """The completed configurations' final scores, by key."""
+        return {k: float(s) for k, (status, s) in self.known.items() if status == "completed" and s is not None}
+
     def could_be_best(self, step: int, score: float) -> bool:
         """Whether a trial scoring `score` at `step` keeps pace with the best completed trial: at or above what that
         trial scored at the same step (`SecondOpinionASHA` then keeps it running). False until two completed trials
         have passed `step` (the first is the baseline: nothing has been beaten yet)."""
-        completed = {k: float(s) for k, (status, s) in self.known.items() if status == "completed" and s is not None}
+        completed = self._completed()
         passed = [k for k in completed if self.curves.get(k, {}).get(step, 0) > 0]
         if len(passed) < 2:
             return False
