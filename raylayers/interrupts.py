@@ -23,6 +23,7 @@ import ctypes
 import os
 import signal
 import threading
+import time
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 WIND_DOWN_S = 3.0  # how long an interrupted wait gives the helper thread to end before Ray is shut down
@@ -130,7 +131,7 @@ def _wind_down(thread: threading.Thread) -> None:
     for _ in range(100):  # `start` was interrupted before the new thread had its id: it gets one at once
         if thread.ident is not None:
             break
-        threading.Event().wait(0.01)
+        time.sleep(0.01)
     else:
         return
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_WoundDown))
