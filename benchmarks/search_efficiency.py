@@ -34,8 +34,8 @@ table: median, 25th and 75th percentiles, min and max over the seeds, with "not 
 late (so a percentile that falls on a not-reached run reads "not reached"), and the number of runs that reached;
 and the steps with a not-reached run counted (a) as the steps its budget spent and (c) as its full budget, every
 trial of it trained in full (the comparison's figures: median steps of each strategy over ours, and the exhaustive
-sweep's over ours); and (b) the expected steps (every step of every
-seed, reached or not, over the seeds that reached: a strategy that gives up cheaply cannot look cheap by it).
+sweep's over ours); and (b) the expected steps (every step of every seed, reached or not, over the seeds that
+reached: a strategy that gives up cheaply cannot look cheap by it).
 
 Runtime: a replayed trial cost ~1-6 s with a new Tune actor per trial; replay searches now reuse actors
 (`reuse_actors`, a fraction of a second per trial), and by default (1) a search is stopped once it has reached
@@ -361,9 +361,9 @@ def summarise(runs: list[dict], tables: dict) -> dict:
         for strategy, group in strategies.items():
             trials = [r["trials_to_target"] if r["reached"] else math.inf for r in group]
             steps = [r["steps_to_target"] if r["reached"] else math.inf for r in group]
-            # a run that never reached counts as the full budget it spent (it ran to its budget)
+            # (a) a run that never reached counts as the steps its budget spent (it ran to its budget)
             steps_budget = [r["steps_to_target"] if r["reached"] else r["total_steps"] for r in group]
-            # the other reading of "counts as the full budget": every trial of its budget trained in full
+            # (c) the other reading of "counts as the full budget": every trial of its budget trained in full
             full_budget = tables[table]["trials"] * CURVE_STEPS[-1]
             steps_full = [r["steps_to_target"] if r["reached"] else full_budget for r in group]
             out[table][strategy] = {
@@ -436,7 +436,7 @@ def print_comparison(rows: dict, summary: dict, stream=sys.stdout) -> None:
     for table, strategies in summary.items():
         for name, s in strategies.items():
             trials, steps = s["trials_to_target"], s["steps_not_reached_as_budget"]
-            full = s.get("steps_not_reached_as_full_budget", {}).get("p50")
+            full = s["steps_not_reached_as_full_budget"]["p50"]
             ours = name == "geometry_asha"
             expected = "never" if s.get("expected_steps") is None else f"{s['expected_steps'] / 1000:.0f}"
             print(f"| {table} | {name} | {s['reached']}/{s['runs']} | {one(trials['p50'])} [{one(trials['p25'])}-"
