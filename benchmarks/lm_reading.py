@@ -7,9 +7,14 @@ the task's answer prior. Modes:
     mc      the benchmark format (multiple choice answered with the option's letter)
     direct  multiple-choice questions asked short-answer, answered with the option's text (one hop fewer)
     curr    a curriculum: direct for the first 40% of the steps, then half direct, half mc; scored on mc
+    explicit  mc with the right option's text stated before the question ("It is red."): the letter hop alone
+--loss-on text trains on every token of the record (plain language modelling) instead of the answers alone;
+--no-caption leaves the caption out (with --mode explicit: nothing to read but the options).
 
     .venv/bin/python benchmarks/lm_reading.py --lm runs/encoder/lm --task ocr --steps 400
     .venv/bin/python benchmarks/lm_reading.py --lm runs/encoder/lm --task attributes --mode direct --steps 500
+    .venv/bin/python benchmarks/lm_reading.py --lm runs/encoder/lm --task attributes --mode explicit --no-caption \
+        --loss-on text --lr 5e-4 --steps 1500
 
 Prints one line per evaluation (step, loss, accuracy, prior, seconds) and writes them as JSON with --out.
 """
@@ -28,7 +33,7 @@ import torch
 def main() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from raylayers.data import ConversationEncoder
+    from raylayers.data import IGNORE_INDEX, ConversationEncoder
     from raylayers.pretrain.lm import pad_rows as pad
     from raylayers.pretrain.lm import text_qa_accuracy
     from raylayers.prompts import IMAGE_TOKEN, format_question, option_letters
@@ -37,10 +42,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lm", required=True, help="an encoder folder's lm/ (config + tokenizer)")
     parser.add_argument("--task", choices=TASKS, required=True)
-    parser.add_argument("--mode", choices=["mc", "direct", "curr"], default="mc")
+    parser.add_argument("--mode", choices=["mc", "direct", "curr", "explicit"], default="mc")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=None, help="hidden size (default: the config's)")
+    parser.add_argument("--depth", type=int, default=None, help="number of layers (default: the config's)")
+    parser.add_argument("--loss-on", choices=["answers", "text"], default="answers")
+    parser.add_argument("--no-caption", action="store_true", help="leave the scene's caption out of the prompt")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="write the curve here as JSON")
@@ -51,6 +59,8 @@ def main() -> None:
     config = AutoConfig.from_pretrained(args.lm)
     if args.width:
         config.hidden_size, config.intermediate_size = args.width, int(2.75 * args.width)
+    if args.depth:
+        config.num_hidden_layers = args.depth
     model = AutoModelForCausalLM.from_config(config)
     encoder = ConversationEncoder(tokenizer, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN), 0, 1 << 20, "chat")
     scale, rng = SCALES["demo"], np.random.default_rng(0)
@@ -63,12 +73,16 @@ def main() -> None:
             q = QUESTION_MAKERS[args.task](scene, generator, stats)
             if q is None:
                 continue
+            described = "" if args.no_caption else caption(scene) + "\n"
             direct = args.mode == "direct" or (args.mode == "curr" and not held_out and (
                 state["step"] < 0.4 * args.steps or generator.random() < 0.5))
             if direct and q.options:
                 answer = q.options[option_letters(len(q.options)).index(q.answer)]
-                return f"{caption(scene)}\n{format_question(q.question)}", answer
-            return f"{caption(scene)}\n{format_question(q.question, q.options)}", q.answer
+                return f"{described}{format_question(q.question)}", answer
+            if args.mode == "explicit" and q.options:
+                said = q.options[option_letters(len(q.options)).index(q.answer)]
+                return f"{described}It is {said}.\n{format_question(q.question, q.options)}", q.answer
+            return f"{described}{format_question(q.question, q.options)}", q.answer
 
     held = []
     validation = np.random.default_rng(99)
@@ -85,7 +99,8 @@ def main() -> None:
         rows = []
         for _ in range(args.batch):
             prompt, answer = question(rng, held_out=False)
-            rows.append(encoder.encode([{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}]))
+            ids, labels = encoder.encode([{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}])
+            rows.append((ids, [IGNORE_INDEX] + list(ids[1:])) if args.loss_on == "text" else (ids, labels))
         loss = model(**pad(rows, tokenizer.pad_token_id)).loss
         optimizer.zero_grad()
         loss.backward()
