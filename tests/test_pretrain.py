@@ -105,6 +105,26 @@ def test_text_qa_accuracy_counts_an_answer_only_when_every_token_is_right_and_re
     assert report["b"]["accuracy"] == 0.0 and report["overall"] == {"accuracy": 0.5, "questions": 4}
 
 
+def test_the_lm_is_trained_on_every_token_of_its_text_or_on_the_answers_alone(tiny_world, tmp_path):
+    from transformers import AutoTokenizer
+
+    from raylayers.data import IGNORE_INDEX
+    from raylayers.pretrain.lm import TextCorpus
+
+    pretrain_encoder(tiny_world, tmp_path / "enc", config=pretrain_config("tiny", max_steps=1), progress=False,
+                     log=lambda _: None)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "enc" / "lm")
+    text, answers = (TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0, loss_on=loss_on)
+                     for loss_on in ("text", "answers"))
+    for index in range(20):
+        (ids, labels), (same_ids, answer_labels) = text.sample(index), answers.sample(index)
+        assert ids == same_ids
+        assert labels == [IGNORE_INDEX] + ids[1:]  # every token after the first is predicted
+        supervised = [position for position, label in enumerate(answer_labels) if label != IGNORE_INDEX]
+        assert 0 < len(supervised) <= len(ids) // 2  # a copy record: the caption twice, the second supervised
+        assert all(answer_labels[position] == ids[position] for position in supervised)
+
+
 def test_an_lm_run_cut_by_its_time_cap_resumes_to_the_same_weights_as_an_uninterrupted_one(tiny_world, tmp_path):
     import shutil
 

@@ -36,12 +36,14 @@ REPORT_FILE = "pretrain_lm.json"
 class TextCorpus:
     """The world's text records for one scale and seed, encoded as the training stages encode records."""
 
-    def __init__(self, tokenizer, scale_name: str, seed: int, copy_fraction: float, direct_fraction: float):
+    def __init__(self, tokenizer, scale_name: str, seed: int, copy_fraction: float, direct_fraction: float,
+                 loss_on: str = "text"):
         from raylayers.world import SCALES, object_stats, sample_scene
         from raylayers.world.build import SCENE_PURPOSE, stream_rng
 
         self.scale = SCALES[scale_name]
         self.seed, self.copy_fraction, self.direct_fraction = seed, copy_fraction, direct_fraction
+        self.loss_on = loss_on
         # POPE's harder negatives follow the object statistics of a world's training images, as the world's do
         self.stats = object_stats([sample_scene(stream_rng(seed, "train", index, SCENE_PURPOSE), self.scale)
                                    for index in range(self.scale.num_train_images)])
@@ -52,17 +54,22 @@ class TextCorpus:
     def ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def sample(self, index: int) -> tuple[list[int], list[int]]:
-        """(input ids, labels) of text record `index`."""
-        from raylayers.world.text import text_record
+    def sample(self, index: int, drill: bool = False) -> tuple[list[int], list[int]]:
+        """(input ids, labels) of text record `index`, or of option drill `index`: the answers supervised, or
+        every token after the first (`loss_on="text"`)."""
+        from raylayers.world.text import drill_record, text_record
 
-        record = text_record(self.seed, self.scale, index, self.stats, self.copy_fraction, self.direct_fraction)
+        if drill:
+            record = drill_record(self.seed, self.scale, index, self.stats)
+        else:
+            record = text_record(self.seed, self.scale, index, self.stats, self.copy_fraction, self.direct_fraction)
         if record["kind"] == "copy":  # the stage-1 layout with the caption where the image tokens go
             context = self.ids(record["context"])
             answer = self.ids(record["conversations"][1]["value"] + self.tokenizer.eos_token)
-            bos = [self.tokenizer.bos_token_id]
-            return bos + context + answer, [IGNORE_INDEX] * (1 + len(context)) + answer
-        return self.encoder.encode(record["conversations"])
+            ids, labels = [self.tokenizer.bos_token_id] + context + answer, [IGNORE_INDEX] * (1 + len(context)) + answer
+        else:
+            ids, labels = self.encoder.encode(record["conversations"])
+        return (ids, [IGNORE_INDEX] + list(ids[1:])) if self.loss_on == "text" else (ids, labels)
 
     def heldout(self) -> list[tuple[str, list[int], list[int]]]:
         """(task, prompt ids, answer ids with the end of turn) of the held-out questions (corpus seed + 1)."""
@@ -173,7 +180,7 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     lm_dir = Path(encoder) / "lm"
     config = config or pretrain_lm_config(scale)
     tokenizer, model = _load(lm_dir, config.seed)
-    corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction)
+    corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction, config.loss_on)
     heldout = corpus.heldout()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
@@ -186,8 +193,9 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     with tqdm(total=config.steps, initial=run["step"], desc="pretrain-lm", unit="step", disable=not progress) as bar:
         while run["step"] < config.steps and not out_of_time:
             step = run["step"]
-            batch = pad_rows([corpus.sample(step * config.batch_size + i) for i in range(config.batch_size)],
-                         tokenizer.pad_token_id)
+            drill = step < config.drill_steps
+            batch = pad_rows([corpus.sample(step * config.batch_size + i, drill) for i in range(config.batch_size)],
+                             tokenizer.pad_token_id)
             run["losses"].append(_train_step(model, optimizer, batch, _learning_rate(config, step), step))
             run["step"] = step = step + 1
             bar.update(1)

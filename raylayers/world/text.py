@@ -7,6 +7,9 @@ scenes drawn like the world's own:
   the object, read its attribute; the letter comes on top of that);
 - copy records in the stage-1 layout: the caption as context, then the caption again, so the LM learns to describe
   what its context shows, which is what stage 1 asks of the image tokens when the LM is frozen;
+- option drills (`drill_record`): a multiple-choice question with the right option's text stated before it and no
+  caption, answered with the letter. Nothing is left to read but the options, so the drill teaches the one step a
+  small LM does not learn from the benchmark format itself: which letter goes with which option;
 - held-out questions drawn as each benchmark draws them (`bench_task`, balanced counts, POPE's splits).
 Scenes come from the world's random streams at item indices no world image uses (`TEXT_STREAM_OFFSET`), so a corpus
 of any size is deterministic and never holds the scene of a world's training image.
@@ -14,11 +17,11 @@ of any size is deterministic and never holds the scene of a world's training ima
 
 from __future__ import annotations
 
-from raylayers.prompts import IMAGE_TOKEN, format_question
+from raylayers.prompts import IMAGE_TOKEN, format_question, option_letters
 from raylayers.world.build import QUESTION_PURPOSE, SCENE_PURPOSE, bench_task, qa_record, stream_rng
-from raylayers.world.questions import TASKS, ObjectStats, caption
+from raylayers.world.questions import QUESTION_MAKERS, TASK_META, TASKS, ObjectStats, caption
 from raylayers.world.scale import WorldScale
-from raylayers.world.scene import sample_scene
+from raylayers.world.scene import pick, sample_scene
 
 TEXT_STREAM_OFFSET = 1_000_000_000
 """Item indices of text scenes start here, far past any world's image count."""
@@ -42,6 +45,28 @@ def text_record(seed: int, scale: WorldScale, index: int, stats: ObjectStats, co
     first = record["conversations"][0]
     first["value"] = first["value"].replace(IMAGE_TOKEN, described)
     return {"id": record["id"], "kind": "qa", "context": described, "conversations": record["conversations"]}
+
+
+DRILL_PURPOSE = 2
+"""The random stream of a drill's question (scenes are shared with the text record of the same index)."""
+CHOICE_TASKS = tuple(task for task in TASKS if TASK_META[task][0] == "multiple_choice")
+
+
+def drill_record(seed: int, scale: WorldScale, index: int, stats: ObjectStats) -> dict:
+    """Option drill `index`: `{"id", "kind": "drill", "conversations"}`, one multiple-choice question of a random
+    task in its benchmark format, led by "It is <the right option's text>." and answered with its letter."""
+    item = TEXT_STREAM_OFFSET + index
+    scene = sample_scene(stream_rng(seed, "train", item, SCENE_PURPOSE), scale)
+    rng = stream_rng(seed, "train", item, DRILL_PURPOSE)
+    question, attempts = None, 0
+    while question is None:
+        if attempts and attempts % 20 == 0:  # e.g. two red squares and nothing else: no option question fits
+            scene = sample_scene(rng, scale)
+        question, attempts = QUESTION_MAKERS[pick(rng, CHOICE_TASKS)](scene, rng, stats), attempts + 1
+    stated = question.options[option_letters(len(question.options)).index(question.answer)]
+    prompt = f"It is {stated}.\n{format_question(question.question, question.options)}"
+    return {"id": f"drill_{index}", "kind": "drill",
+            "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": question.answer}]}
 
 
 def heldout_questions(seed: int, scale: WorldScale, stats: ObjectStats) -> list[dict]:

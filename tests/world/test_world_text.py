@@ -1,10 +1,10 @@
-"""Text records for the world LM: the caption where the image goes, copy records, short-answer variants, and
-held-out questions drawn as the benchmarks draw them."""
+"""Text records for the world LM: the caption where the image goes, copy records, short-answer variants, option
+drills, and held-out questions drawn as the benchmarks draw them."""
 
 from raylayers.prompts import IMAGE_TOKEN, MULTIPLE_CHOICE_INSTRUCTION, SHORT_ANSWER_INSTRUCTION, parse_question
 from raylayers.world import SCALES, TASKS, object_stats, sample_scene
 from raylayers.world.build import SCENE_PURPOSE, stream_rng
-from raylayers.world.text import heldout_questions, text_record
+from raylayers.world.text import CHOICE_TASKS, drill_record, heldout_questions, text_record
 
 SCALE = SCALES["tiny"]
 STATS = object_stats([sample_scene(stream_rng(0, "train", i, SCENE_PURPOSE), SCALE) for i in range(48)])
@@ -59,3 +59,19 @@ def test_heldout_questions_cover_every_task_with_the_benchmark_formats():
         caption, prompt = q["prompt"].split("\n", 1)
         assert caption.startswith("There ")
         parse_question(prompt)  # a benchmark-formatted question
+
+
+def test_an_option_drill_states_the_right_option_and_asks_for_its_letter_with_nothing_else_to_read():
+    drills = [drill_record(0, SCALE, index, STATS) for index in range(120)]
+    assert drills == [drill_record(0, SCALE, index, STATS) for index in range(120)]
+    assert drills != [drill_record(1, SCALE, index, STATS) for index in range(120)]
+    starts = set()
+    for drill in drills:
+        (prompt, letter), = turns_of(drill)  # one question; the first line (the statement) is split off
+        statement = drill["conversations"][0]["value"].split("\n", 1)[0]
+        question, options = parse_question(prompt)
+        right = options["ABCD".index(letter)]
+        assert statement == f"It is {right}." and options.count(right) == 1
+        assert "There " not in drill["conversations"][0]["value"]  # no caption
+        starts.add(next(start for start in MC_STARTS if question.startswith(start)))
+    assert len(starts) >= 5 and CHOICE_TASKS == ("attributes", "position", "relation", "localize")
