@@ -9,12 +9,15 @@ the task's answer prior. Modes:
     curr    a curriculum: direct for the first 40% of the steps, then half direct, half mc; scored on mc
     explicit  mc with the right option's text stated before the question ("It is red."): the letter hop alone
 --loss-on text trains on every token of the record (plain language modelling) instead of the answers alone;
---no-caption leaves the caption out (with --mode explicit: nothing to read but the options).
+--no-caption leaves the caption out (with --mode explicit: nothing to read but the options); --drill-steps N trains
+the first N steps on such option drills (`raylayers pretrain-world`'s curriculum), then on --mode.
 
     .venv/bin/python benchmarks/lm_reading.py --lm runs/encoder/lm --task ocr --steps 400
     .venv/bin/python benchmarks/lm_reading.py --lm runs/encoder/lm --task attributes --mode direct --steps 500
     .venv/bin/python benchmarks/lm_reading.py --lm runs/encoder/lm --task attributes --mode explicit --no-caption \
         --loss-on text --lr 5e-4 --steps 1500
+    .venv/bin/python benchmarks/lm_reading.py --lm runs/encoder/lm --task attributes --loss-on text --lr 5e-4 \
+        --drill-steps 1200 --steps 1700
 
 Prints one line per evaluation (step, loss, accuracy, prior, seconds) and writes them as JSON with --out.
 """
@@ -49,6 +52,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=None, help="number of layers (default: the config's)")
     parser.add_argument("--loss-on", choices=["answers", "text"], default="answers")
     parser.add_argument("--no-caption", action="store_true", help="leave the scene's caption out of the prompt")
+    parser.add_argument("--drill-steps", type=int, default=0,
+                        help="train the first N steps on option drills (explicit, no caption), then on --mode")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="write the curve here as JSON")
@@ -79,8 +84,10 @@ def main() -> None:
             if direct and q.options:
                 answer = q.options[option_letters(len(q.options)).index(q.answer)]
                 return f"{described}{format_question(q.question)}", answer
-            if args.mode == "explicit" and q.options:
+            drill = not held_out and state["step"] <= args.drill_steps
+            if (args.mode == "explicit" or drill) and q.options:
                 said = q.options[option_letters(len(q.options)).index(q.answer)]
+                described = "" if drill else described
                 return f"{described}It is {said}.\n{format_question(q.question, q.options)}", q.answer
             return f"{described}{format_question(q.question, q.options)}", q.answer
 

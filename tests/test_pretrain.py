@@ -125,6 +125,24 @@ def test_the_lm_is_trained_on_every_token_of_its_text_or_on_the_answers_alone(ti
         assert all(answer_labels[position] == ids[position] for position in supervised)
 
 
+def test_the_text_loss_covers_every_real_token_after_the_first_and_no_padding():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from raylayers.data import IGNORE_INDEX
+    from raylayers.pretrain.lm import _text_loss, pad_rows
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=20, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=0))
+    rows = [([1, 5, 6, 7, 8, 9], [IGNORE_INDEX] * 4 + [8, 9]), ([1, 4, 3], [IGNORE_INDEX] * 2 + [3])]  # 3 pads
+    batch = pad_rows(rows, pad_id=0)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    every_token = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, IGNORE_INDEX)
+    expected = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=every_token).loss
+    assert _text_loss(logits, batch["input_ids"], batch["attention_mask"]).item() == pytest.approx(expected.item())
+
+
 def test_an_lm_run_cut_by_its_time_cap_resumes_to_the_same_weights_as_an_uninterrupted_one(tiny_world, tmp_path):
     import shutil
 

@@ -105,11 +105,12 @@ class PretrainLMConfig(Section):
     no caption: which letter goes with which option), then on the world's text. Without them the 4-layer LM stays
     at the answer prior on multiple choice with the caption (2300 steps); after 1200 drill steps it answers the
     attribute questions at 0.80 within 200 steps."""
-    loss_on: Literal["text", "answers"] = "text"
+    loss_on: Literal["text", "answers", "both"] = "text"
     """Which tokens the loss covers: every token of a record ("text": plain language modelling, as an LLM is
-    pretrained), or the answers only ("answers": as the stages train). With "answers" the 4-layer LM never learns to
-    say an option's letter (the letter sits before the option's text, and nothing teaches a text position which
-    letter it belongs to); with "text" it does (README, "An LM that reads")."""
+    pretrained), the answers only ("answers": as the stages train), or the answers' mean plus the text's mean
+    ("both": the few answer tokens keep their weight next to the caption's many). With "answers" the 4-layer LM
+    never learned to say an option's letter (the letter sits before the option's text, and nothing teaches a text
+    position which letter it belongs to); with "text" it does (README, "An LM that reads")."""
     max_seconds: PositiveFloat = 7200.0
     """Wall-clock cap on the training loop."""
     eval_every: PositiveInt = 500

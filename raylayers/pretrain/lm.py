@@ -56,7 +56,7 @@ class TextCorpus:
 
     def sample(self, index: int, drill: bool = False) -> tuple[list[int], list[int]]:
         """(input ids, labels) of text record `index`, or of option drill `index`: the answers supervised, or
-        every token after the first (`loss_on="text"`)."""
+        every token after the first (`loss_on="text"`); with "both" the answers (the text loss is the trainer's)."""
         from raylayers.world.text import drill_record, text_record
 
         if drill:
@@ -155,10 +155,21 @@ def _save_state(lm_dir: Path, config: PretrainLMConfig, model, optimizer, run: d
     partial.replace(lm_dir / STATE_FILE)
 
 
-def _train_step(model, optimizer, batch: dict, learning_rate: float, step: int) -> float:
+def _text_loss(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss over every real (unpadded) token after the first."""
+    targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, IGNORE_INDEX)
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
+                                             ignore_index=IGNORE_INDEX)
+
+
+def _train_step(model, optimizer, batch: dict, learning_rate: float, step: int, loss_on: str = "answers") -> float:
+    """One optimiser step; with `loss_on="both"` the loss is the answers' mean plus the whole text's mean, so the
+    few answer tokens are not drowned by the caption's many."""
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-    loss = model(**batch).loss
+    out = model(**batch)
+    loss = out.loss + _text_loss(out.logits, batch["input_ids"], batch["attention_mask"]) if loss_on == "both" \
+        else out.loss
     if not math.isfinite(loss.item()):
         raise UserError(f"LM pretraining diverged at step {step + 1} (loss {loss.item()}); lower the learning rate")
     optimizer.zero_grad(set_to_none=True)
@@ -196,7 +207,8 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
             drill = step < config.drill_steps
             batch = pad_rows([corpus.sample(step * config.batch_size + i, drill) for i in range(config.batch_size)],
                              tokenizer.pad_token_id)
-            run["losses"].append(_train_step(model, optimizer, batch, _learning_rate(config, step), step))
+            run["losses"].append(_train_step(model, optimizer, batch, _learning_rate(config, step), step,
+                                             config.loss_on))
             run["step"] = step = step + 1
             bar.update(1)
             bar.set_postfix(loss=f"{run['losses'][-1]:.3f}")
