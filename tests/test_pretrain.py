@@ -106,6 +106,8 @@ def test_text_qa_accuracy_counts_an_answer_only_when_every_token_is_right_and_re
 
 
 def test_the_lm_is_trained_on_every_token_of_its_text_or_on_the_answers_alone(tiny_world, tmp_path):
+    import shutil
+
     from transformers import AutoTokenizer
 
     from raylayers.data import IGNORE_INDEX
@@ -123,6 +125,19 @@ def test_the_lm_is_trained_on_every_token_of_its_text_or_on_the_answers_alone(ti
         supervised = [position for position, label in enumerate(answer_labels) if label != IGNORE_INDEX]
         assert 0 < len(supervised) <= len(ids) // 2  # a copy record: the caption twice, the second supervised
         assert all(answer_labels[position] == ids[position] for position in supervised)
+
+    from raylayers.config import pretrain_lm_config
+    from raylayers.pretrain import pretrain_lm
+
+    first_loss = {}  # the same weights and first batch: "both" adds the whole text's mean to the answers' mean
+    for loss_on in ("answers", "both", "text"):
+        lm = tmp_path / loss_on
+        shutil.copytree(tmp_path / "enc", lm)
+        config = pretrain_lm_config("tiny", steps=2, drill_steps=0, eval_every=2, loss_on=loss_on)
+        report = pretrain_lm(lm, "tiny", config, progress=False, log=lambda _: None)
+        assert report["finished"] and report["config"]["loss_on"] == loss_on
+        first_loss[loss_on] = report["loss_curve"][0]
+    assert first_loss["both"] == pytest.approx(first_loss["answers"] + first_loss["text"], abs=2e-4)
 
 
 def test_the_text_loss_covers_every_real_token_after_the_first_and_no_padding():
