@@ -104,7 +104,7 @@ class PretrainLMConfig(Section):
     """The first steps train on option drills only (a multiple-choice question led by "It is <the right option>.",
     no caption: which letter goes with which option), then on the world's text. Without them the 4-layer LM stays
     at the answer prior on multiple choice with the caption (2300 steps); after 1200 drill steps it answers the
-    attribute questions at 0.80 within 200 steps."""
+    attribute questions at 0.77-0.80 within 200 steps."""
     loss_on: Literal["text", "answers", "both"] = "text"
     """Which tokens the loss covers: every token of a record ("text": plain language modelling, as an LLM is
     pretrained), the answers only ("answers": as the stages train), or the answers' mean plus the text's mean
