@@ -36,9 +36,8 @@ import torch
 def main() -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from raylayers.data import IGNORE_INDEX, ConversationEncoder
-    from raylayers.pretrain.lm import pad_rows as pad
-    from raylayers.pretrain.lm import text_qa_accuracy
+    from raylayers.data import ConversationEncoder
+    from raylayers.pretrain.lm import lm_loss, pad_rows, text_qa_accuracy
     from raylayers.prompts import IMAGE_TOKEN, format_question, option_letters
     from raylayers.world import QUESTION_MAKERS, SCALES, TASKS, caption, object_stats, sample_scene
 
@@ -50,7 +49,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=None, help="hidden size (default: the config's)")
     parser.add_argument("--depth", type=int, default=None, help="number of layers (default: the config's)")
-    parser.add_argument("--loss-on", choices=["answers", "text"], default="answers")
+    parser.add_argument("--loss-on", choices=["answers", "text", "both"], default="answers")
     parser.add_argument("--no-caption", action="store_true", help="leave the scene's caption out of the prompt")
     parser.add_argument("--drill-steps", type=int, default=0,
                         help="train the first N steps on option drills (explicit, no caption), then on --mode")
@@ -107,8 +106,10 @@ def main() -> None:
         for _ in range(args.batch):
             prompt, answer = question(rng, held_out=False)
             ids, labels = encoder.encode([{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}])
-            rows.append((ids, [IGNORE_INDEX] + list(ids[1:])) if args.loss_on == "text" else (ids, labels))
-        loss = model(**pad(rows, tokenizer.pad_token_id)).loss
+            rows.append((ids, labels))
+        batch = pad_rows(rows, tokenizer.pad_token_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = lm_loss(logits, batch, args.loss_on)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

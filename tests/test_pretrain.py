@@ -108,23 +108,28 @@ def test_text_qa_accuracy_counts_an_answer_only_when_every_token_is_right_and_re
 def test_the_lm_is_trained_on_every_token_of_its_text_or_on_the_answers_alone(tiny_world, tmp_path):
     import shutil
 
+    import torch
     from transformers import AutoTokenizer
 
     from raylayers.data import IGNORE_INDEX
-    from raylayers.pretrain.lm import TextCorpus
+    from raylayers.pretrain.lm import TextCorpus, lm_loss, pad_rows
 
     pretrain_encoder(tiny_world, tmp_path / "enc", config=pretrain_config("tiny", max_steps=1), progress=False,
                      log=lambda _: None)
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "enc" / "lm")
-    text, answers = (TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0, loss_on=loss_on)
-                     for loss_on in ("text", "answers"))
-    for index in range(20):
-        (ids, labels), (same_ids, answer_labels) = text.sample(index), answers.sample(index)
-        assert ids == same_ids
-        assert labels == [IGNORE_INDEX] + ids[1:]  # every token after the first is predicted
-        supervised = [position for position, label in enumerate(answer_labels) if label != IGNORE_INDEX]
+    corpus = TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0)
+    rows = [corpus.sample(index) for index in range(20)]
+    for ids, labels in rows:
+        supervised = [position for position, label in enumerate(labels) if label != IGNORE_INDEX]
         assert 0 < len(supervised) <= len(ids) // 2  # a copy record: the caption twice, the second supervised
-        assert all(answer_labels[position] == ids[position] for position in supervised)
+        assert all(labels[position] == ids[position] for position in supervised)
+    batch = pad_rows(rows, tokenizer.pad_token_id)
+    logits = torch.randn(*batch["input_ids"].shape, len(tokenizer))
+    every = pad_rows([(ids, [IGNORE_INDEX] + ids[1:]) for ids, _ in rows], tokenizer.pad_token_id)
+    loss = torch.nn.functional.cross_entropy  # by hand: the answers alone, then every token after the first
+    for name, labels in (("answers", batch["labels"]), ("text", every["labels"])):
+        expected = loss(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
+        assert lm_loss(logits, batch, name).item() == pytest.approx(expected.item(), rel=1e-5)
 
     from raylayers.config import pretrain_lm_config
     from raylayers.pretrain import pretrain_lm
@@ -138,6 +143,32 @@ def test_the_lm_is_trained_on_every_token_of_its_text_or_on_the_answers_alone(ti
         assert report["finished"] and report["config"]["loss_on"] == loss_on
         first_loss[loss_on] = report["loss_curve"][0]
     assert first_loss["both"] == pytest.approx(first_loss["answers"] + first_loss["text"], abs=2e-4)
+
+
+def test_drills_lead_the_run_then_keep_their_share_of_each_batch_and_are_scored_apart(tiny_world, tmp_path):
+    from transformers import AutoTokenizer
+
+    from raylayers.config import pretrain_lm_config
+    from raylayers.pretrain import pretrain_lm
+    from raylayers.pretrain.lm import TextCorpus, _batch_rows
+
+    pretrain_encoder(tiny_world, tmp_path / "enc", config=pretrain_config("tiny", max_steps=1), progress=False,
+                     log=lambda _: None)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "enc" / "lm")
+    corpus = TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0)
+    config = pretrain_lm_config("tiny", batch_size=8, drill_steps=2, drill_fraction=0.25)
+
+    def drills(step: int) -> int:
+        return sum(tokenizer.decode(ids).count("It is ") for ids, _ in _batch_rows(corpus, config, step))
+
+    assert [drills(step) for step in (0, 1, 2, 3)] == [8, 8, 2, 2]
+    assert drills(2) == drills(2) and _batch_rows(corpus, config, 2) != _batch_rows(corpus, config, 3)
+    report = pretrain_lm(tmp_path / "enc", "tiny", config.model_copy(update={"steps": 3, "eval_every": 3}),
+                         progress=False, log=lambda _: None)
+    drill = report["text_qa"]["drill"]
+    assert drill["questions"] == 200 and 0.0 <= drill["accuracy"] <= 1.0
+    assert report["text_qa"]["overall"]["questions"] == sum(  # the drills are not pooled into the text-QA figure
+        s["questions"] for task, s in report["text_qa"].items() if task not in ("overall", "drill"))
 
 
 def test_the_text_loss_covers_every_real_token_after_the_first_and_no_padding():

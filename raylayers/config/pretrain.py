@@ -105,6 +105,9 @@ class PretrainLMConfig(Section):
     no caption: which letter goes with which option), then on the world's text. Without them the 4-layer LM stays
     at the answer prior on multiple choice with the caption (2300 steps); after 1200 drill steps it answers the
     attribute questions at 0.77-0.80 within 200 steps."""
+    drill_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """Share of each batch that stays option drills after the first `drill_steps` (so the mixture does not
+    unlearn the letter hop)."""
     loss_on: Literal["text", "answers", "both"] = "text"
     """Which tokens the loss covers: every token of a record ("text": plain language modelling, as an LLM is
     pretrained), the answers only ("answers": as the stages train), or the answers' mean plus the text's mean

@@ -36,14 +36,12 @@ REPORT_FILE = "pretrain_lm.json"
 class TextCorpus:
     """The world's text records for one scale and seed, encoded as the training stages encode records."""
 
-    def __init__(self, tokenizer, scale_name: str, seed: int, copy_fraction: float, direct_fraction: float,
-                 loss_on: str = "text"):
+    def __init__(self, tokenizer, scale_name: str, seed: int, copy_fraction: float, direct_fraction: float):
         from raylayers.world import SCALES, object_stats, sample_scene
         from raylayers.world.build import SCENE_PURPOSE, stream_rng
 
         self.scale = SCALES[scale_name]
         self.seed, self.copy_fraction, self.direct_fraction = seed, copy_fraction, direct_fraction
-        self.loss_on = loss_on
         # POPE's harder negatives follow the object statistics of a world's training images, as the world's do
         self.stats = object_stats([sample_scene(stream_rng(seed, "train", index, SCENE_PURPOSE), self.scale)
                                    for index in range(self.scale.num_train_images)])
@@ -55,8 +53,8 @@ class TextCorpus:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def sample(self, index: int, drill: bool = False) -> tuple[list[int], list[int]]:
-        """(input ids, labels) of text record `index`, or of option drill `index`: the answers supervised, or
-        every token after the first (`loss_on="text"`); with "both" the answers (the text loss is the trainer's)."""
+        """(input ids, labels) of text record `index`, or of option drill `index`, with the answers supervised (what
+        else the loss covers is `lm_loss`'s choice)."""
         from raylayers.world.text import drill_record, text_record
 
         if drill:
@@ -69,7 +67,7 @@ class TextCorpus:
             ids, labels = [self.tokenizer.bos_token_id] + context + answer, [IGNORE_INDEX] * (1 + len(context)) + answer
         else:
             ids, labels = self.encoder.encode(record["conversations"])
-        return (ids, [IGNORE_INDEX] + list(ids[1:])) if self.loss_on == "text" else (ids, labels)
+        return ids, labels
 
     def heldout(self) -> list[tuple[str, list[int], list[int]]]:
         """(task, prompt ids, answer ids with the end of turn) of the held-out questions (corpus seed + 1)."""
@@ -78,6 +76,18 @@ class TextCorpus:
         return [(q["task"], self.encoder.prompt(q["prompt"], has_image=False),
                  self.encoder.answer_ids(q["prompt"], q["answer"], has_image=False))
                 for q in heldout_questions(self.seed + 1, self.scale, self.stats)]
+
+    def heldout_drills(self, count: int = 200) -> list[tuple[str, list[int], list[int]]]:
+        """`heldout`'s rows for `count` option drills of seed + 1: whether the letter hop itself is learned."""
+        from raylayers.world.text import drill_record
+
+        rows = []
+        for index in range(count):
+            prompt, answer = (turn["value"] for turn in drill_record(self.seed + 1, self.scale, index,
+                                                                      self.stats)["conversations"])
+            rows.append(("drill", self.encoder.prompt(prompt, has_image=False),
+                         self.encoder.answer_ids(prompt, answer, has_image=False)))
+        return rows
 
 
 def pad_rows(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict:
@@ -110,6 +120,19 @@ def text_qa_accuracy(model, heldout: list, pad_id: int, batch_size: int = 64) ->
     every = [flag for flags in hits.values() for flag in flags]
     report["overall"] = {"accuracy": round(sum(every) / len(every), 4), "questions": len(every)}
     return report
+
+
+def _batch_rows(corpus: TextCorpus, config: PretrainLMConfig, step: int) -> list[tuple[list[int], list[int]]]:
+    """Step `step`'s records: drills only for the first `drill_steps`, then `drill_fraction` of the batch."""
+    drills = config.batch_size if step < config.drill_steps else round(config.drill_fraction * config.batch_size)
+    return [corpus.sample(step * config.batch_size + row, row < drills) for row in range(config.batch_size)]
+
+
+def _scores(model, heldout: list, drills: list, pad_id: int) -> dict:
+    """Held-out text-QA accuracy (`text_qa_accuracy`) plus, apart from "overall", the held-out drills' under
+    "drill" when the run trains on drills."""
+    scores = text_qa_accuracy(model, heldout, pad_id)
+    return scores | ({"drill": text_qa_accuracy(model, drills, pad_id)["drill"]} if drills else {})
 
 
 def _learning_rate(config: PretrainLMConfig, step: int) -> float:
@@ -155,21 +178,31 @@ def _save_state(lm_dir: Path, config: PretrainLMConfig, model, optimizer, run: d
     partial.replace(lm_dir / STATE_FILE)
 
 
-def _text_loss(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean next-token loss over every real (unpadded) token after the first."""
-    targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, IGNORE_INDEX)
-    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
+def _next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean loss of predicting `targets[:, t + 1]` at position t, over the targets that are not ignored."""
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets[:, 1:].flatten(),
                                              ignore_index=IGNORE_INDEX)
 
 
+def _text_loss(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss over every real (unpadded) token after the first."""
+    return _next_token_loss(logits, input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX))
+
+
+def lm_loss(logits: torch.Tensor, batch: dict, loss_on: str) -> torch.Tensor:
+    """The loss `loss_on` names on a padded batch: the answers' mean ("answers"), every real token's ("text"), or
+    their sum ("both": the few answer tokens keep their weight next to the caption's many)."""
+    answers = _next_token_loss(logits, batch["labels"]) if loss_on in ("answers", "both") else 0.0
+    text = _text_loss(logits, batch["input_ids"], batch["attention_mask"]) if loss_on in ("text", "both") else 0.0
+    return answers + text
+
+
 def _train_step(model, optimizer, batch: dict, learning_rate: float, step: int, loss_on: str = "answers") -> float:
-    """One optimiser step; with `loss_on="both"` the loss is the answers' mean plus the whole text's mean, so the
-    few answer tokens are not drowned by the caption's many."""
+    """One optimiser step on `lm_loss(..., loss_on)`."""
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-    out = model(**batch)
-    loss = out.loss + _text_loss(out.logits, batch["input_ids"], batch["attention_mask"]) if loss_on == "both" \
-        else out.loss
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss = lm_loss(logits, batch, loss_on)
     if not math.isfinite(loss.item()):
         raise UserError(f"LM pretraining diverged at step {step + 1} (loss {loss.item()}); lower the learning rate")
     optimizer.zero_grad(set_to_none=True)
@@ -191,8 +224,9 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     lm_dir = Path(encoder) / "lm"
     config = config or pretrain_lm_config(scale)
     tokenizer, model = _load(lm_dir, config.seed)
-    corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction, config.loss_on)
+    corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction)
     heldout = corpus.heldout()
+    drills = corpus.heldout_drills() if config.drill_steps or config.drill_fraction else []
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
     run = _resume(lm_dir, config, model, optimizer)
@@ -204,9 +238,7 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     with tqdm(total=config.steps, initial=run["step"], desc="pretrain-lm", unit="step", disable=not progress) as bar:
         while run["step"] < config.steps and not out_of_time:
             step = run["step"]
-            drill = step < config.drill_steps
-            batch = pad_rows([corpus.sample(step * config.batch_size + i, drill) for i in range(config.batch_size)],
-                             tokenizer.pad_token_id)
+            batch = pad_rows(_batch_rows(corpus, config, step), tokenizer.pad_token_id)
             run["losses"].append(_train_step(model, optimizer, batch, _learning_rate(config, step), step,
                                              config.loss_on))
             run["step"] = step = step + 1
@@ -214,14 +246,14 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
             bar.set_postfix(loss=f"{run['losses'][-1]:.3f}")
             out_of_time = time.perf_counter() - started > config.max_seconds
             if step % config.eval_every == 0 or step == config.steps or out_of_time:
-                scores = text_qa_accuracy(model, heldout, tokenizer.pad_token_id)
+                scores = _scores(model, heldout, drills, tokenizer.pad_token_id)
                 run["curve"].append({"step": step, "seconds": round(run["seconds"] + time.perf_counter() - started, 1),
                                      "loss": run["losses"][-1], **{t: s["accuracy"] for t, s in scores.items()}})
                 log(f"pretrain-lm step {step}: text-QA accuracy {scores['overall']['accuracy']:.3f} ("
                     + ", ".join(f"{t} {s['accuracy']:.2f}" for t, s in scores.items() if t != "overall") + ")")
                 _save_state(lm_dir, config, model, optimizer,
                             run | {"seconds": run["seconds"] + time.perf_counter() - started})
-    scores = scores or text_qa_accuracy(model, heldout, tokenizer.pad_token_id)
+    scores = scores or _scores(model, heldout, drills, tokenizer.pad_token_id)
     return _finish(lm_dir, scale, config, model, run, scores, run["seconds"] + time.perf_counter() - started,
                    out_of_time)
 
