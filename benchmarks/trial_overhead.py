@@ -4,6 +4,8 @@ evaluation) broken down span by span, next to the same training steps in a plain
     .venv/bin/python benchmarks/trial_overhead.py              # needs runs/demo (world, encoder, LRS of the demo)
     .venv/bin/python benchmarks/trial_overhead.py --trials 4
 
+The plain loop runs twice: with the recipe's length-grouped order, then with plain shuffling
+(`data.length_group_batches=1`), the same steps: what length grouping saves per step.
 The search is `raylayers search` itself, run as a user runs it, on the demo's recipe (30 stage-1 + 40 stage-2 steps,
 probes every 20 steps, likelihood evaluation of 420 questions) and a space of one layer (the penultimate) with
 several connector/learning-rate choices, grid order, no early stopping, a fresh feature and sample cache. Trial 1
@@ -115,9 +117,10 @@ def search(demo: Path, folder: Path, trials: int) -> list[dict]:
     return results
 
 
-def plain_loop(demo: Path, cache: Path) -> dict:
+def plain_loop(demo: Path, cache: Path, length_group_batches: int | None = None) -> dict:
     """The trial's training steps in this process: same model, samples, cached features, batches and steps;
-    torch AdamW (+ gradient clipping at 1.0, as the DeepSpeed config does), no Ray, no DeepSpeed."""
+    torch AdamW (+ gradient clipping at 1.0, as the DeepSpeed config does), no Ray, no DeepSpeed.
+    `length_group_batches`: instead of the recipe's `data.length_group_batches` (1: plain shuffling)."""
     import torch
 
     from raylayers.config import TrainConfig, load_config, resolve_config_path
@@ -131,7 +134,7 @@ def plain_loop(demo: Path, cache: Path) -> dict:
     config = load_config(TrainConfig, resolve_config_path("demo"), [
         f"model.encoder={demo / 'encoder'}", f"model.lm={demo / 'encoder' / 'lm'}", "model.layers=[-2]",
         f"data.stage1={demo / 'world' / 'stage1.json'}", f"data.stage2={demo / 'world' / 'stage2.json'}",
-        "data.val=null"])
+        "data.val=null"] + ([f"data.length_group_batches={length_group_batches}"] if length_group_batches else []))
     timings, started = {}, time.perf_counter()
     tokenizer = load_tokenizer(config.model.lm)
     model = LlavaLayers.build(config.model, tokenizer, seed=config.seed)
@@ -151,7 +154,9 @@ def plain_loop(demo: Path, cache: Path) -> dict:
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-3, weight_decay=0.0)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, stage_schedule(0.03, steps))
-        order, batch, micro = SampleOrder(len(samples), 1), 32, 16
+        batch, micro = 32, 16  # the trial's order: its seed, its length-grouped windows
+        order = SampleOrder(len(samples), config.seed * 2 + (name == "stage2"), [len(s.input_ids) for s in samples],
+                            batch * config.data.length_group_batches)
         model.train()
         started = time.perf_counter()
         for step in range(steps):
@@ -212,8 +217,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trials = search(demo, Path(tmp), args.trials)
         plain = plain_loop(demo, Path(tmp) / "cache")  # the cache the search filled: features of layer 11
+        ungrouped = plain_loop(demo, Path(tmp) / "cache", length_group_batches=1)
     warm = trials[1:] or trials
-    result = {"trials": trials, "plain_loop": plain, "cpu_count": os.cpu_count(),
+    result = {"trials": trials, "plain_loop": plain, "plain_loop_ungrouped": ungrouped, "cpu_count": os.cpu_count(),
               "warm_fixed_seconds_mean": sum(t["fixed_seconds"] for t in warm) / len(warm),
               "step_time_ratio_plain_over_trial": plain["training_steps_seconds"] / (
                   sum(t["breakdown"]["training steps"] for t in warm) / len(warm))}
@@ -228,6 +234,11 @@ def main() -> None:
     print(f"\nplain in-process loop, the same {plain['steps']} steps: {plain['training_steps_seconds']:.2f}s "
           f"(trial's steps / plain: x{1 / result['step_time_ratio_plain_over_trial']:.2f}); "
           f"model build {plain['seconds']['model build']:.2f}s")
+    slower = ungrouped["training_steps_seconds"] / plain["training_steps_seconds"]
+    print(f"the same loop without length grouping (data.length_group_batches=1): "
+          f"{ungrouped['training_steps_seconds']:.2f}s (x{slower:.2f} the grouped loop's time; per stage " + ", ".join(
+              f"{k.split()[-1]} {ungrouped['seconds'][k]:.1f}s vs {plain['seconds'][k]:.1f}s"
+              for k in plain["seconds"] if k.startswith("training steps")) + ")")
     print(f"fixed cost per trial after the first (mean): {result['warm_fixed_seconds_mean']:.2f}s; "
           f"written {args.out}")
 

@@ -150,18 +150,31 @@ def collate(samples: list[Sample], pad_id: int) -> dict:
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
+def longest_first_windows(items: list, length, window: int) -> list:
+    """`items` cut into consecutive windows of `window` and each window sorted longest first (`length(item)`), so
+    batches cut from consecutive positions pad little; which item lands in which window is left as it was. This is
+    LLaVA's length-grouped sampling (`get_length_grouped_indices`: megabatches sorted by length); written here as
+    it fits in a few lines and our orders are positions, not a torch Sampler."""
+    return [item for start in range(0, len(items), window)
+            for item in sorted(items[start:start + window], key=length, reverse=True)]
+
+
 class SampleOrder:
     """Position in a stage's sample stream -> sample index: a fresh seeded permutation every epoch, so a resumed
-    run sees exactly the batches the lost run would have seen."""
+    run sees exactly the batches the lost run would have seen. With `lengths` (each sample's token count), each
+    window of `window` positions is ordered longest first (`longest_first_windows`)."""
 
-    def __init__(self, size: int, seed: int):
+    def __init__(self, size: int, seed: int, lengths: list[int] | None = None, window: int = 1):
         self.size, self.seed, self._permutations = size, seed, {}
+        self.lengths, self.window = lengths, window
 
     def __getitem__(self, position: int) -> int:
         epoch, offset = divmod(position, self.size)
         if epoch not in self._permutations:
             permutation = list(range(self.size))
             random.Random(self.seed * 100_003 + epoch).shuffle(permutation)
+            if self.lengths is not None and self.window > 1:
+                permutation = longest_first_windows(permutation, self.lengths.__getitem__, self.window)
             self._permutations[epoch] = permutation
         return self._permutations[epoch][offset]
 

@@ -115,6 +115,23 @@ def test_sample_order_is_a_seeded_permutation_per_epoch():
     assert [SampleOrder(5, seed=3)[i] for i in range(10)] == first + second  # a resumed run sees the same batches
 
 
+def test_a_length_grouped_order_sorts_each_window_of_the_same_shuffle_longest_first():
+    from raylayers.data import SampleOrder, longest_first_windows
+
+    lengths = [(7 * i) % 23 for i in range(20)]
+    plain, grouped = SampleOrder(20, seed=3), SampleOrder(20, seed=3, lengths=lengths, window=8)
+    for epoch in (0, 1):
+        shuffled = [plain[epoch * 20 + i] for i in range(20)]
+        ordered = [grouped[epoch * 20 + i] for i in range(20)]
+        for start in (0, 8, 16):  # the same samples in each window (the last one short), longest first
+            window = ordered[start:start + 8]
+            assert sorted(window) == sorted(shuffled[start:start + 8])
+            assert [lengths[i] for i in window] == sorted((lengths[i] for i in window), reverse=True)
+    assert [SampleOrder(20, 3, lengths, 8)[i] for i in range(40)] == [grouped[i] for i in range(40)]
+    assert longest_first_windows(["bb", "a", "ccc", "dd"], len, 2) == ["bb", "a", "ccc", "dd"]
+    assert longest_first_windows(["a", "bb", "dd", "ccc"], len, 2) == ["bb", "a", "ccc", "dd"]
+
+
 def test_collate_pads_right_and_masks_labels():
     from raylayers.data import IGNORE_INDEX, Sample, collate
 

@@ -156,7 +156,7 @@ def test_drills_lead_the_run_then_keep_their_share_of_each_batch_and_are_scored_
                      log=lambda _: None)
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "enc" / "lm")
     corpus = TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0)
-    config = pretrain_lm_config("tiny", batch_size=8, drill_steps=2, drill_fraction=0.25)
+    config = pretrain_lm_config("tiny", batch_size=8, drill_steps=2, drill_fraction=0.25, length_group_steps=1)
 
     def drills(step: int) -> int:
         return sum(tokenizer.decode(ids).count("It is ") for ids, _ in _batch_rows(corpus, config, step))
@@ -169,6 +169,30 @@ def test_drills_lead_the_run_then_keep_their_share_of_each_batch_and_are_scored_
     assert drill["questions"] == 200 and 0.0 <= drill["accuracy"] <= 1.0
     assert report["text_qa"]["overall"]["questions"] == sum(  # the drills are not pooled into the text-QA figure
         s["questions"] for task, s in report["text_qa"].items() if task not in ("overall", "drill"))
+
+
+def test_a_group_of_steps_trains_on_the_records_its_steps_drew_batched_by_length(tiny_world, tmp_path):
+    from transformers import AutoTokenizer
+
+    from raylayers.config import pretrain_lm_config
+    from raylayers.pretrain.lm import TextCorpus, _batch_rows, _drawn_rows, pad_rows
+
+    pretrain_encoder(tiny_world, tmp_path / "enc", config=pretrain_config("tiny", max_steps=1), progress=False,
+                     log=lambda _: None)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "enc" / "lm")
+    corpus = TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0)
+    grouped, plain = (pretrain_lm_config("tiny", batch_size=8, drill_steps=3, drill_fraction=0.25,
+                                         length_group_steps=steps) for steps in (4, 1))
+    for group in (0, 1):  # the second group's steps are past the drills
+        steps = range(4 * group, 4 * group + 4)
+        batches = [_batch_rows(corpus, grouped, step) for step in steps]
+        drawn = [row for step in steps for row in _drawn_rows(corpus, plain, step)]
+        assert all(len(batch) == 8 for batch in batches)
+        assert sorted(row for batch in batches for row in batch) == sorted(drawn)
+        lengths = [len(ids) for batch in batches for ids, _ in batch]
+        assert lengths == sorted(lengths, reverse=True)
+        padded = sum(pad_rows(batch, tokenizer.pad_token_id)["input_ids"].numel() for batch in batches)
+        assert padded < sum(pad_rows(_batch_rows(corpus, plain, step), 0)["input_ids"].numel() for step in steps)
 
 
 def test_the_text_loss_covers_every_real_token_after_the_first_and_no_padding():

@@ -108,6 +108,10 @@ class PretrainLMConfig(Section):
     drill_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     """Share of each batch that stays option drills after the first `drill_steps` (so the mixture does not
     unlearn the letter hop)."""
+    length_group_steps: PositiveInt = 8
+    """Steps whose records are drawn together and batched longest first (LLaVA's length-grouped sampling), so a
+    batch pads to lengths like its own; 1: each step pads its own random records (over half of each batch was
+    padding)."""
     loss_on: Literal["text", "answers", "both"] = "text"
     """Which tokens the loss covers: every token of a record ("text": plain language modelling, as an LLM is
     pretrained), the answers only ("answers": as the stages train), or the answers' mean plus the text's mean
