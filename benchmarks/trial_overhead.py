@@ -5,7 +5,7 @@ evaluation) broken down span by span, next to the same training steps in a plain
     .venv/bin/python benchmarks/trial_overhead.py --trials 4
 
 The plain loop runs twice: with the recipe's length-grouped order, then with plain shuffling
-(`data.length_group_batches=1`), the same steps: what length grouping saves per step.
+(`data.length_group_batches=0`), the same steps: what length grouping saves per step.
 The search is `raylayers search` itself, run as a user runs it, on the demo's recipe (30 stage-1 + 40 stage-2 steps,
 probes every 20 steps, likelihood evaluation of 420 questions) and a space of one layer (the penultimate) with
 several connector/learning-rate choices, grid order, no early stopping, a fresh feature and sample cache. Trial 1
@@ -120,7 +120,7 @@ def search(demo: Path, folder: Path, trials: int) -> list[dict]:
 def plain_loop(demo: Path, cache: Path, length_group_batches: int | None = None) -> dict:
     """The trial's training steps in this process: same model, samples, cached features, batches and steps;
     torch AdamW (+ gradient clipping at 1.0, as the DeepSpeed config does), no Ray, no DeepSpeed.
-    `length_group_batches`: instead of the recipe's `data.length_group_batches` (1: plain shuffling)."""
+    `length_group_batches`: instead of the recipe's `data.length_group_batches` (0: plain shuffling)."""
     import torch
 
     from raylayers.config import TrainConfig, load_config, resolve_config_path
@@ -134,7 +134,7 @@ def plain_loop(demo: Path, cache: Path, length_group_batches: int | None = None)
     config = load_config(TrainConfig, resolve_config_path("demo"), [
         f"model.encoder={demo / 'encoder'}", f"model.lm={demo / 'encoder' / 'lm'}", "model.layers=[-2]",
         f"data.stage1={demo / 'world' / 'stage1.json'}", f"data.stage2={demo / 'world' / 'stage2.json'}",
-        "data.val=null"] + ([f"data.length_group_batches={length_group_batches}"] if length_group_batches else []))
+        "data.val=null"] + ([] if length_group_batches is None else [f"data.length_group_batches={length_group_batches}"]))
     timings, started = {}, time.perf_counter()
     tokenizer = load_tokenizer(config.model.lm)
     model = LlavaLayers.build(config.model, tokenizer, seed=config.seed)
@@ -143,7 +143,7 @@ def plain_loop(demo: Path, cache: Path, length_group_batches: int | None = None)
     model.lm.requires_grad_(True)  # the demo recipe trains the LM in both stages
     timings["model build"] = time.perf_counter() - started
     features = ImageFeatures(model, FeatureCache(cache, model.tower.fingerprint()), 0, 1, torch.device("cpu"))
-    steps_seconds, total_steps = 0.0, 0
+    steps_seconds, total_steps, real_share = 0.0, 0, {}
     for name, data_file, template, steps in (("stage1", demo / "world" / "stage1.json", "plain", 30),
                                              ("stage2", demo / "world" / "stage2.json", "chat", 40)):
         started = time.perf_counter()
@@ -159,10 +159,13 @@ def plain_loop(demo: Path, cache: Path, length_group_batches: int | None = None)
                             batch * config.data.length_group_batches)
         model.train()
         started = time.perf_counter()
+        real = padded = 0
         for step in range(steps):
             for part in range(batch // micro):
                 chosen = [samples[order[step * batch + part * micro + i]] for i in range(micro)]
-                loss = model(**collate(chosen, tokenizer.pad_token_id), features=features.get(chosen)).loss
+                tensors = collate(chosen, tokenizer.pad_token_id)
+                real, padded = real + int(tensors["attention_mask"].sum()), padded + tensors["attention_mask"].numel()
+                loss = model(**tensors, features=features.get(chosen)).loss
                 (loss / (batch // micro)).backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -170,9 +173,10 @@ def plain_loop(demo: Path, cache: Path, length_group_batches: int | None = None)
             optimizer.zero_grad(set_to_none=True)
         steps_seconds += time.perf_counter() - started
         timings[f"training steps {name}"] = time.perf_counter() - started
+        real_share[name] = round(real / padded, 3)
         total_steps += steps
     return {"seconds": {k: round(v, 3) for k, v in timings.items()}, "training_steps_seconds": steps_seconds,
-            "steps": total_steps}
+            "steps": total_steps, "real_token_share": real_share}
 
 
 def plot(trials: list[dict], path: Path) -> None:
@@ -217,7 +221,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trials = search(demo, Path(tmp), args.trials)
         plain = plain_loop(demo, Path(tmp) / "cache")  # the cache the search filled: features of layer 11
-        ungrouped = plain_loop(demo, Path(tmp) / "cache", length_group_batches=1)
+        ungrouped = plain_loop(demo, Path(tmp) / "cache", length_group_batches=0)
     warm = trials[1:] or trials
     result = {"trials": trials, "plain_loop": plain, "plain_loop_ungrouped": ungrouped, "cpu_count": os.cpu_count(),
               "warm_fixed_seconds_mean": sum(t["fixed_seconds"] for t in warm) / len(warm),
@@ -235,10 +239,11 @@ def main() -> None:
           f"(trial's steps / plain: x{1 / result['step_time_ratio_plain_over_trial']:.2f}); "
           f"model build {plain['seconds']['model build']:.2f}s")
     slower = ungrouped["training_steps_seconds"] / plain["training_steps_seconds"]
-    print(f"the same loop without length grouping (data.length_group_batches=1): "
+    print(f"the same loop without length grouping (data.length_group_batches=0): "
           f"{ungrouped['training_steps_seconds']:.2f}s (x{slower:.2f} the grouped loop's time; per stage " + ", ".join(
               f"{k.split()[-1]} {ungrouped['seconds'][k]:.1f}s vs {plain['seconds'][k]:.1f}s"
-              for k in plain["seconds"] if k.startswith("training steps")) + ")")
+              for k in plain["seconds"] if k.startswith("training steps")) + "); real tokens' share of the padded "
+          f"batches: grouped {plain['real_token_share']}, ungrouped {ungrouped['real_token_share']}")
     print(f"fixed cost per trial after the first (mean): {result['warm_fixed_seconds_mean']:.2f}s; "
           f"written {args.out}")
 

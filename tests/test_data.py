@@ -128,6 +128,7 @@ def test_a_length_grouped_order_sorts_each_window_of_the_same_shuffle_longest_fi
             assert sorted(window) == sorted(shuffled[start:start + 8])
             assert [lengths[i] for i in window] == sorted((lengths[i] for i in window), reverse=True)
     assert [SampleOrder(20, 3, lengths, 8)[i] for i in range(40)] == [grouped[i] for i in range(40)]
+    assert [SampleOrder(20, 3, lengths, 0)[i] for i in range(40)] == [plain[i] for i in range(40)]  # 0: plain
     assert longest_first_windows(["bb", "a", "ccc", "dd"], len, 2) == ["bb", "a", "ccc", "dd"]
     assert longest_first_windows(["a", "bb", "dd", "ccc"], len, 2) == ["bb", "a", "ccc", "dd"]
 

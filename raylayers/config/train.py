@@ -59,10 +59,11 @@ class DataConfig(Section):
     """Use at most this many records per file (quick runs)."""
     val_records: PositiveInt = 64
     """Records of `val` used by the probe."""
-    length_group_batches: PositiveInt = 8
+    length_group_batches: NonNegativeInt = 8
     """Each run of this many global batches trains on its shuffled samples longest first, so a micro-batch pads to
     lengths like its own (LLaVA's length-grouped sampling; which samples share a window stays random). On the
-    demo's stage 2 the real tokens' share of a padded micro-batch goes from 0.69 to 0.97. 1: plain shuffling."""
+    demo's stage 2 the real tokens' share of a padded micro-batch goes from 0.69 to 0.97. 1: each global batch on
+    its own (LLaVA's megabatch); 0: plain shuffling."""
 
 
 class StageConfig(Section):
