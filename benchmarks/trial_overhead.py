@@ -134,7 +134,8 @@ def plain_loop(demo: Path, cache: Path, length_group_batches: int | None = None)
     config = load_config(TrainConfig, resolve_config_path("demo"), [
         f"model.encoder={demo / 'encoder'}", f"model.lm={demo / 'encoder' / 'lm'}", "model.layers=[-2]",
         f"data.stage1={demo / 'world' / 'stage1.json'}", f"data.stage2={demo / 'world' / 'stage2.json'}",
-        "data.val=null"] + ([] if length_group_batches is None else [f"data.length_group_batches={length_group_batches}"]))
+        "data.val=null"] + ([] if length_group_batches is None else [
+            f"data.length_group_batches={length_group_batches}"]))
     timings, started = {}, time.perf_counter()
     tokenizer = load_tokenizer(config.model.lm)
     model = LlavaLayers.build(config.model, tokenizer, seed=config.seed)
