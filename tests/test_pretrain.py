@@ -162,7 +162,11 @@ def test_drills_lead_the_run_then_keep_their_share_of_each_batch_and_are_scored_
         return sum(tokenizer.decode(ids).count("It is ") for ids, _ in _batch_rows(corpus, config, step))
 
     assert [drills(step) for step in (0, 1, 2, 3)] == [8, 8, 2, 2]
-    assert drills(2) == drills(2) and _batch_rows(corpus, config, 2) != _batch_rows(corpus, config, 3)
+    assert _batch_rows(corpus, config, 2) != _batch_rows(corpus, config, 3)
+    fresh = TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0)  # a resumed run's batches
+    assert _batch_rows(fresh, config, 3) == _batch_rows(corpus, config, 3)
+    more = config.model_copy(update={"drill_fraction": 0.5})  # another config on the same corpus: its own rows
+    assert sum(tokenizer.decode(ids).count("It is ") for ids, _ in _batch_rows(corpus, more, 3)) == 4
     report = pretrain_lm(tmp_path / "enc", "tiny", config.model_copy(update={"steps": 3, "eval_every": 3}),
                          progress=False, log=lambda _: None)
     drill = report["text_qa"]["drill"]
@@ -192,7 +196,8 @@ def test_a_group_of_steps_trains_on_the_records_its_steps_drew_batched_by_length
         lengths = [len(ids) for batch in batches for ids, _ in batch]
         assert lengths == sorted(lengths, reverse=True)
         padded = sum(pad_rows(batch, tokenizer.pad_token_id)["input_ids"].numel() for batch in batches)
-        assert padded < sum(pad_rows(_batch_rows(corpus, plain, step), 0)["input_ids"].numel() for step in steps)
+        assert padded < sum(pad_rows(_batch_rows(corpus, plain, step), tokenizer.pad_token_id)["input_ids"].numel()
+                            for step in steps)
 
 
 def test_the_text_loss_covers_every_real_token_after_the_first_and_no_padding():

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from raylayers.config import PretrainLMConfig, pretrain_lm_config
-from raylayers.data import IGNORE_INDEX, ConversationEncoder, Sample, collate, longest_first_windows
+from raylayers.data import IGNORE_INDEX, ConversationEncoder, Sample, collate
 from raylayers.errors import UserError
 from raylayers.prompts import IMAGE_TOKEN
 from raylayers.train.schedule import cosine_decay, linear_warmup
@@ -46,7 +46,7 @@ class TextCorpus:
         self.stats = object_stats([sample_scene(stream_rng(seed, "train", index, SCENE_PURPOSE), self.scale)
                                    for index in range(self.scale.num_train_images)])
         self.tokenizer = tokenizer
-        self.length_group: tuple | None = None  # (key, rows) of the last group of steps `_batch_rows` drew
+        self.length_group: tuple | None = None  # ((group, config), rows) of the last group `_batch_rows` drew
         self.encoder = ConversationEncoder(tokenizer, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN), 0,
                                            max_length=1 << 20, template="chat")
 
@@ -133,15 +133,12 @@ def _batch_rows(corpus: TextCorpus, config: PretrainLMConfig, step: int) -> list
     """Step `step`'s batch: the records of its group of `length_group_steps` steps, longest first, cut into
     batches (a group of steps trains on exactly the records its steps drew, with less padding)."""
     group, offset = divmod(step, config.length_group_steps)
-    cached = corpus.length_group
-    if cached is None or cached[0] != (group, config.length_group_steps, config.batch_size):
+    if corpus.length_group is None or corpus.length_group[0] != (group, config):
         first = group * config.length_group_steps
         drawn = [row for s in range(first, first + config.length_group_steps)
                  for row in _drawn_rows(corpus, config, s)]
-        cached = ((group, config.length_group_steps, config.batch_size),
-                  longest_first_windows(drawn, lambda row: len(row[0]), len(drawn)))
-        corpus.length_group = cached
-    return cached[1][offset * config.batch_size:(offset + 1) * config.batch_size]
+        corpus.length_group = ((group, config), sorted(drawn, key=lambda row: len(row[0]), reverse=True))
+    return corpus.length_group[1][offset * config.batch_size:(offset + 1) * config.batch_size]
 
 
 def _scores(model, heldout: list, drills: list, pad_id: int) -> dict:
