@@ -155,9 +155,8 @@ def plain_loop(demo: Path, cache: Path, length_group_batches: int | None = None)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-3, weight_decay=0.0)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, stage_schedule(0.03, steps))
-        batch, micro = 32, 16  # the trial's order: its seed, its length-grouped windows
-        order = SampleOrder(len(samples), config.seed * 2 + (name == "stage2"), [len(s.input_ids) for s in samples],
-                            batch * config.data.length_group_batches)
+        batch, micro = 32, 16
+        order = SampleOrder.for_stage(samples, name, config.seed, batch, config.data.length_group_batches)
         model.train()
         started = time.perf_counter()
         real = padded = 0

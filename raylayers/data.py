@@ -168,6 +168,14 @@ class SampleOrder:
         self.size, self.seed, self._permutations = size, seed, {}
         self.lengths, self.window = lengths, window
 
+    @classmethod
+    def for_stage(cls, samples: list[Sample], stage_name: str, seed: int, global_batch_size: int,
+                  length_group_batches: int) -> SampleOrder:
+        """A training stage's order: seeded by the run's seed and the stage, length-grouped in windows of
+        `length_group_batches` global batches (0: plain shuffling)."""
+        return cls(len(samples), seed * 2 + (0 if stage_name == "stage1" else 1),
+                   [len(sample.input_ids) for sample in samples], global_batch_size * length_group_batches)
+
     def __getitem__(self, position: int) -> int:
         epoch, offset = divmod(position, self.size)
         if epoch not in self._permutations:

@@ -116,7 +116,7 @@ def test_sample_order_is_a_seeded_permutation_per_epoch():
 
 
 def test_a_length_grouped_order_sorts_each_window_of_the_same_shuffle_longest_first():
-    from raylayers.data import SampleOrder, longest_first_windows
+    from raylayers.data import Sample, SampleOrder, longest_first_windows
 
     lengths = [(7 * i) % 23 for i in range(20)]
     plain, grouped = SampleOrder(20, seed=3), SampleOrder(20, seed=3, lengths=lengths, window=8)
@@ -129,6 +129,9 @@ def test_a_length_grouped_order_sorts_each_window_of_the_same_shuffle_longest_fi
             assert [lengths[i] for i in window] == sorted((lengths[i] for i in window), reverse=True)
     assert [SampleOrder(20, 3, lengths, 8)[i] for i in range(40)] == [grouped[i] for i in range(40)]
     assert [SampleOrder(20, 3, lengths, 0)[i] for i in range(40)] == [plain[i] for i in range(40)]  # 0: plain
+    samples = [Sample(str(i), [1] * length, [1] * length, None) for i, length in enumerate(lengths)]
+    staged = SampleOrder.for_stage(samples, "stage2", 1, global_batch_size=4, length_group_batches=2)
+    assert [staged[i] for i in range(40)] == [grouped[i] for i in range(40)]  # seed 1 x 2 + stage 2; 4 x 2
     assert longest_first_windows(["bb", "a", "ccc", "dd"], len, 2) == ["bb", "a", "ccc", "dd"]
     assert longest_first_windows(["a", "bb", "dd", "ccc"], len, 2) == ["bb", "a", "ccc", "dd"]
 

@@ -196,9 +196,8 @@ def run_stage(worker: Worker, stage_name: str) -> bool:
         with timings.span("checkpoint load", stage=stage_name):
             stage.engine.load_checkpoint(str(worker.resume_dir / "ds"), tag="ds")
         start_step = state["step"]
-    order = SampleOrder(len(stage.samples), config.seed * 2 + (0 if stage_name == "stage1" else 1),
-                        [len(sample.input_ids) for sample in stage.samples],
-                        stage.settings.global_batch_size * config.data.length_group_batches)
+    order = SampleOrder.for_stage(stage.samples, stage_name, config.seed, stage.settings.global_batch_size,
+                                  config.data.length_group_batches)
     stage_started, metrics = time.perf_counter(), {}
     guard = DivergenceGuard(stage.model.lm.config.get_text_config().vocab_size,
                             warmup_steps(stage.settings.warmup_ratio, stage.total_steps),
