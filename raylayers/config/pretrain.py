@@ -87,8 +87,8 @@ class PretrainLMConfig(Section):
 
     steps: PositiveInt = 7000
     """Optimiser steps (the schedule follows steps; `max_seconds` is a safety cap). The best LM so far took 7000
-    steps in two runs (README, "An LM that reads"). These defaults as one run did worse: 0.41 overall at step 5250
-    of 7000 (2 threads, 0.4 s a step), against 0.75 for the two-run path; which difference matters is open."""
+    steps in two runs (README, "An LM that reads"). These defaults as one run did worse: 0.509 overall at step
+    7000 (2 threads, 0.4 s a step), against 0.75 for the two-run path; which difference matters is open."""
     batch_size: PositiveInt = 32
     """Text records per step."""
     learning_rate: PositiveFloat = 5e-4
