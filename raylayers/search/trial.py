@@ -53,6 +53,11 @@ def _report_final(scores_row: dict, extra: dict) -> None:
     tune.report({**scores_row, **extra, "final": True})
 
 
+_TRIALS_IN_THIS_PROCESS = 0
+"""Trials this process has run before the current one (Tune reuses a trial's actor when the search cannot stop
+trials early)."""
+
+
 def train_trial(trial: dict, settings: dict) -> None:
     """A Tune trial: train (Ray Train + DeepSpeed), evaluate, report the objective.
 
@@ -70,7 +75,11 @@ def train_trial(trial: dict, settings: dict) -> None:
     trial_id = tune.get_context().get_trial_id()
     out = Path(settings["out"]) / "trials" / trial_id
     timings.use(out)  # where this trial's time goes (benchmarks/trial_overhead.py reads it)
-    timings.record("trial process", timings.process_started(), entered)
+    global _TRIALS_IN_THIS_PROCESS
+    # a reused actor (`reuse_actors`: searches without early stopping) started long before this trial: no boot paid
+    booted = timings.process_started() if not _TRIALS_IN_THIS_PROCESS else entered
+    timings.record("trial process", booted, entered, reused=_TRIALS_IN_THIS_PROCESS)
+    _TRIALS_IN_THIS_PROCESS += 1
     timings.record("trial imports", entered, time.time())
     train_config = trial_train_config(settings["base"], trial, name=trial_id)
     if config.budget.storage_path:

@@ -328,6 +328,11 @@ def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_st
     spans = {span["span"] for span in timings.read(trial)}  # where the trial's time went, from every process
     assert {"trial process", "training checks", "worker process", "model build", "training steps", "probes",
             "evaluation forwards", "ray train fit", "trial"} <= spans
+    # no early stopping (FIFO): the failing trial's first attempt ran in the good trial's Tune actor, the retry in
+    # a fresh one (Tune does not reuse an actor whose trial failed)
+    starts = sorted((s for t in (trial, out / "trials" / bad["trial_id"]) for s in timings.read(t)
+                     if s["span"] == "trial process"), key=lambda s: s["start"])
+    assert [s["reused"] for s in starts] == [0, 1, 0] and starts[0]["pid"] == starts[1]["pid"] != starts[2]["pid"]
     best = load_config(TrainConfig, out / "best_config.yaml")
     assert best.stage2.learning_rate == 3.0e-3 and best.data.stage1 == str(tmp_path / "stack/world/stage1.json")
     assert best.cache.dir == str(tmp_path / "cache") and list((tmp_path / "cache").iterdir())
