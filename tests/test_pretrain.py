@@ -266,3 +266,22 @@ def test_the_demo_and_the_study_copy_a_shipped_bundle_for_their_encoder_step(tin
     assert fresh[1][1].startswith("raylayers pretrain-encoder") and "--max-steps 5" in fresh[1][1]
     assert base_steps(Namespace(scale="demo", seed=0, encoder_steps=None, encoder_seconds=None), out,
                       lambda argv: 0)[1][1].startswith("raylayers pretrain-encoder")  # no bundle for that scale here
+
+
+def test_a_share_of_the_drills_are_scene_drills_spread_evenly_over_the_indices(tiny_world, tmp_path):
+    from transformers import AutoTokenizer
+
+    from raylayers.pretrain.lm import TextCorpus
+    from raylayers.world.text import scene_drill_record
+
+    pretrain_encoder(tiny_world, tmp_path / "enc", config=pretrain_config("tiny", max_steps=1), progress=False,
+                     log=lambda _: None)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "enc" / "lm")
+    half = TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0, scene_drill_share=0.5)
+    none = TextCorpus(tokenizer, "tiny", 0, copy_fraction=0.3, direct_fraction=0.0)
+    scene = [index for index in range(200) if "It is " not in tokenizer.decode(half.sample(index, drill=True)[0])]
+    assert 95 <= len(scene) <= 105 and 40 <= sum(index < 100 for index in scene) <= 60
+    assert all("It is " in tokenizer.decode(none.sample(index, drill=True)[0]) for index in scene[:20])
+    record = scene_drill_record(0, half.scale, scene[0], half.stats)
+    assert half.sample(scene[0], drill=True) == half.encoder.encode(record["conversations"])
+    assert half.sample(scene[0]) == none.sample(scene[0])  # text records are untouched

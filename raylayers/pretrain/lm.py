@@ -33,15 +33,21 @@ from raylayers.train.schedule import cosine_decay, linear_warmup
 REPORT_FILE = "pretrain_lm.json"
 
 
+GOLDEN_RATIO = 0.6180339887498949
+"""Index x this, mod 1, spreads any share of the drills evenly and deterministically over the indices."""
+
+
 class TextCorpus:
     """The world's text records for one scale and seed, encoded as the training stages encode records."""
 
-    def __init__(self, tokenizer, scale_name: str, seed: int, copy_fraction: float, direct_fraction: float):
+    def __init__(self, tokenizer, scale_name: str, seed: int, copy_fraction: float, direct_fraction: float,
+                 scene_drill_share: float = 0.0):
         from raylayers.world import SCALES, object_stats, sample_scene
         from raylayers.world.build import SCENE_PURPOSE, stream_rng
 
         self.scale = SCALES[scale_name]
         self.seed, self.copy_fraction, self.direct_fraction = seed, copy_fraction, direct_fraction
+        self.scene_drill_share = scene_drill_share
         # POPE's harder negatives follow the object statistics of a world's training images, as the world's do
         self.stats = object_stats([sample_scene(stream_rng(seed, "train", index, SCENE_PURPOSE), self.scale)
                                    for index in range(self.scale.num_train_images)])
@@ -54,11 +60,14 @@ class TextCorpus:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def sample(self, index: int, drill: bool = False) -> tuple[list[int], list[int]]:
-        """(input ids, labels) of text record `index`, or of option drill `index`, with the answers supervised (what
-        else the loss covers is `lm_loss`'s choice)."""
-        from raylayers.world.text import drill_record, text_record
+        """(input ids, labels) of text record `index`, or of drill `index` (a scene drill for `scene_drill_share` of
+        the indices, else an option drill), with the answers supervised (what else the loss covers is `lm_loss`'s
+        choice)."""
+        from raylayers.world.text import drill_record, scene_drill_record, text_record
 
-        if drill:
+        if drill and (index * GOLDEN_RATIO) % 1.0 < self.scene_drill_share:  # an even spread over the indices
+            record = scene_drill_record(self.seed, self.scale, index, self.stats)
+        elif drill:
             record = drill_record(self.seed, self.scale, index, self.stats)
         else:
             record = text_record(self.seed, self.scale, index, self.stats, self.copy_fraction, self.direct_fraction)
@@ -237,7 +246,8 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     lm_dir = Path(encoder) / "lm"
     config = config or pretrain_lm_config(scale)
     tokenizer, model = _load(lm_dir, config.seed)
-    corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction)
+    corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction,
+                        config.scene_drill_share)
     heldout = corpus.heldout()
     drills = corpus.heldout_drills() if config.drill_steps or config.drill_fraction else []
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,

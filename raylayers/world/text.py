@@ -10,12 +10,17 @@ scenes drawn like the world's own:
 - option drills (`drill_record`): a multiple-choice question with the right option's text stated before it and no
   caption, answered with the letter. Nothing is left to read but the options, so the drill teaches the one step a
   small LM does not learn from the benchmark format itself: which letter goes with which option;
+- scene drills (`scene_drill_record`): a question of a task that names its objects, in its benchmark format, after a
+  caption that lists only the objects it names: the finding hop removed, what is left is reading the named object's
+  cell, size or colour (and, for relation, comparing two cells);
 - held-out questions drawn as each benchmark draws them (`bench_task`, balanced counts, POPE's splits).
 Scenes come from the world's random streams at item indices no world image uses (`TEXT_STREAM_OFFSET`), so a corpus
 of any size is deterministic and never holds the scene of a world's training image.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from raylayers.prompts import IMAGE_TOKEN, format_question, option_letters
 from raylayers.world.build import QUESTION_PURPOSE, SCENE_PURPOSE, bench_task, qa_record, stream_rng
@@ -66,6 +71,30 @@ def drill_record(seed: int, scale: WorldScale, index: int, stats: ObjectStats) -
     stated = question.options[option_letters(len(question.options)).index(question.answer)]
     prompt = f"It is {stated}.\n{format_question(question.question, question.options)}"
     return {"id": f"drill_{index}", "kind": "drill",
+            "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": question.answer}]}
+
+
+SCENE_DRILL_PURPOSE = 3
+"""The random stream of a scene drill (its own scene and question)."""
+NAMING_TASKS = ("attributes", "position", "relation", "localize")
+"""The tasks whose questions name the objects they ask about ("the red circle")."""
+
+
+def scene_drill_record(seed: int, scale: WorldScale, index: int, stats: ObjectStats) -> dict:
+    """Scene drill `index`: `{"id", "kind": "scene_drill", "conversations"}`, one question of a random task in
+    NAMING_TASKS, in its benchmark format, after the caption of its scene cut down to the objects the question names
+    as "the <colour> <shape>" (and no text). Questions that name no object so (an attribute question about a colour
+    or a shape) are drawn again."""
+    rng = stream_rng(seed, "train", TEXT_STREAM_OFFSET + index, SCENE_DRILL_PURPOSE)
+    while True:
+        scene = sample_scene(rng, scale)
+        question = QUESTION_MAKERS[pick(rng, NAMING_TASKS)](scene, rng, stats)
+        named = [o for o in scene.unique_objects() if question and f"the {o.name}" in question.question]
+        if named:
+            break
+    shown = dataclasses.replace(scene, objects=tuple(named), text=None)
+    prompt = f"{caption(shown)}\n{format_question(question.question, question.options)}"
+    return {"id": f"scene_drill_{index}", "kind": "scene_drill",
             "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": question.answer}]}
 
 

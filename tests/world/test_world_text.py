@@ -4,7 +4,8 @@ drills, and held-out questions drawn as the benchmarks draw them."""
 from raylayers.prompts import IMAGE_TOKEN, MULTIPLE_CHOICE_INSTRUCTION, SHORT_ANSWER_INSTRUCTION, parse_question
 from raylayers.world import SCALES, TASKS, object_stats, sample_scene
 from raylayers.world.build import SCENE_PURPOSE, stream_rng
-from raylayers.world.text import CHOICE_TASKS, drill_record, heldout_questions, text_record
+from raylayers.world.text import CHOICE_TASKS, drill_record, heldout_questions, scene_drill_record, text_record
+from raylayers.world.words import COLOURS, SHAPES
 
 SCALE = SCALES["tiny"]
 STATS = object_stats([sample_scene(stream_rng(0, "train", i, SCENE_PURPOSE), SCALE) for i in range(48)])
@@ -75,3 +76,23 @@ def test_an_option_drill_states_the_right_option_and_asks_for_its_letter_with_no
         assert "There " not in drill["conversations"][0]["value"]  # no caption
         starts.add(next(start for start in MC_STARTS if question.startswith(start)))
     assert len(starts) >= 5 and CHOICE_TASKS == ("attributes", "position", "relation", "localize")
+
+
+def test_a_scene_drill_asks_about_a_caption_of_only_the_objects_its_question_names():
+    drills = [scene_drill_record(0, SCALE, index, STATS) for index in range(120)]
+    assert drills == [scene_drill_record(0, SCALE, index, STATS) for index in range(120)]
+    assert drills != [scene_drill_record(1, SCALE, index, STATS) for index in range(120)]
+    starts = set()
+    for drill in drills:
+        (prompt, letter), = turns_of(drill)
+        described = drill["conversations"][0]["value"].split("\n", 1)[0]
+        question, options = parse_question(prompt)
+        assert letter in "ABCD"[:len(options)] and "The text reads" not in described
+        listed = described.count(", ") + described.count(" and ") + 1  # "There are 2 objects: a .. and a .."
+        named = [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES if f"the {colour} {shape}" in question]
+        assert 1 <= len(named) == listed <= 2 and all(f" {name} in the " in described for name in named)
+        if question.startswith("Where is"):  # the one object's cell is the right option
+            assert f" in the {options['ABCD'.index(letter)]}." in described
+        starts.add(next(start for start in MC_STARTS if question.startswith(start)))
+    assert starts == {"What size", "Where is", "Which box", "Is the "}  # colour and shape questions name no "the
+    # <colour> <shape>": they are left out
