@@ -82,6 +82,12 @@ def train_trial(trial: dict, settings: dict) -> None:
     _TRIALS_IN_THIS_PROCESS += 1
     timings.record("trial imports", entered, time.time())
     train_config = trial_train_config(settings["base"], trial, name=trial_id)
+    # A worker failure ends the trial's run, and Tune retries the trial (`budget.retries`; it resumes from the last
+    # checkpoint). Ray Train restarting the worker group itself raced with ASHA stopping the trial: when the stop
+    # killed the worker before the controller, the dying controller started a new placement group that nothing
+    # removed, and every later trial waited for its CPUs forever (seen once in a fresh-clone demo)
+    train_config = train_config.model_copy(update={"checkpoint": train_config.checkpoint.model_copy(
+        update={"max_failures": 0})})
     if config.budget.storage_path:
         train_config = train_config.model_copy(update={"resources": train_config.resources.model_copy(
             update={"storage_path": config.budget.storage_path.rstrip("/") + "/train"})})

@@ -320,6 +320,8 @@ def test_training_search_retries_a_crashing_trial_then_records_it_failed(tiny_st
     trial = out / "trials" / good["trial_id"]
     trained = json.loads((trial / "train_summary.json").read_text())
     assert trained["evaluated"] == str(trial / "eval") and trained["zero_stage"] == 0  # ZeRO-2 on one rank
+    # a worker failure is Tune's to retry (budget.retries), not Ray Train's: its restart raced with ASHA's stop
+    assert load_config(TrainConfig, trial / "config.yaml").checkpoint.max_failures == 0
     in_memory = json.loads((trial / "eval" / "scores.json").read_text())
     from_disk = evaluate_checkpoint(trial / "model", str(tmp_path / "stack/world/bench"), tmp_path / "again",
                                     mode=in_memory["mode"], limit=3)
