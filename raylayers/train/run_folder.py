@@ -54,11 +54,17 @@ def _flat(tree, prefix: str = "") -> dict:
     return {prefix.rstrip("."): tree}
 
 
+RUN_NEUTRAL_KEYS = frozenset({"checkpoint.max_failures"})
+"""Keys that do not change what a run trains: a resume may differ in them (a search trial's run has
+`max_failures` 0 since searches retry trials themselves; a search started before that resumes its trials)."""
+
+
 def config_differences(config: TrainConfig, out: Path) -> list[str]:
-    """The keys whose values differ between `config` (layers resolved) and the config.yaml of the run in `out`."""
+    """The keys whose values differ between `config` (layers resolved) and the config.yaml of the run in `out`,
+    apart from RUN_NEUTRAL_KEYS."""
     saved = _flat(read_yaml(out / CONFIG_FILE))
     new = _flat(config.model_dump(mode="json"))
-    return sorted(key for key in set(saved) | set(new) if saved.get(key) != new.get(key))
+    return sorted(key for key in (set(saved) | set(new)) - RUN_NEUTRAL_KEYS if saved.get(key) != new.get(key))
 
 
 def check_resumable(config: TrainConfig, out: Path) -> None:
