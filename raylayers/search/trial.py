@@ -53,6 +53,22 @@ def _report_final(scores_row: dict, extra: dict) -> None:
     tune.report({**scores_row, **extra, "final": True})
 
 
+def _run_config(config: SearchConfig, base: TrainConfig, trial: dict, trial_id: str) -> TrainConfig:
+    """The TrainConfig a trial's Ray Train run gets: `trial_train_config`, with the search's shared storage, and
+    with no worker-group restarts of Ray Train's own: a worker failure ends the run and Tune retries the trial
+    (`budget.retries`; it resumes from the last checkpoint). Ray Train restarting the worker group raced with ASHA
+    stopping the trial: when the stop killed the worker before the controller, the dying controller started a new
+    placement group that nothing removed, and every later trial waited for its CPUs (seen once in a fresh-clone
+    demo, which hung)."""
+    train_config = trial_train_config(base, trial, name=trial_id)
+    train_config = train_config.model_copy(update={"checkpoint": train_config.checkpoint.model_copy(
+        update={"max_failures": 0})})
+    if config.budget.storage_path:
+        train_config = train_config.model_copy(update={"resources": train_config.resources.model_copy(
+            update={"storage_path": config.budget.storage_path.rstrip("/") + "/train"})})
+    return train_config
+
+
 _TRIALS_IN_THIS_PROCESS = 0
 """Trials this process has run before the current one (Tune reuses a trial's actor when the search cannot stop
 trials early)."""
@@ -81,16 +97,7 @@ def train_trial(trial: dict, settings: dict) -> None:
     timings.record("trial process", booted, entered, reused=_TRIALS_IN_THIS_PROCESS)
     _TRIALS_IN_THIS_PROCESS += 1
     timings.record("trial imports", entered, time.time())
-    train_config = trial_train_config(settings["base"], trial, name=trial_id)
-    # A worker failure ends the trial's run, and Tune retries the trial (`budget.retries`; it resumes from the last
-    # checkpoint). Ray Train restarting the worker group itself raced with ASHA stopping the trial: when the stop
-    # killed the worker before the controller, the dying controller started a new placement group that nothing
-    # removed, and every later trial waited for its CPUs forever (seen once in a fresh-clone demo)
-    train_config = train_config.model_copy(update={"checkpoint": train_config.checkpoint.model_copy(
-        update={"max_failures": 0})})
-    if config.budget.storage_path:
-        train_config = train_config.model_copy(update={"resources": train_config.resources.model_copy(
-            update={"storage_path": config.budget.storage_path.rstrip("/") + "/train"})})
+    train_config = _run_config(config, settings["base"], trial, trial_id)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "attempts.log").open("a") as log:  # one line per attempt: retries are visible
         log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} attempt of {trial['key']}\n")
