@@ -157,7 +157,9 @@ def _trainer(config: TrainConfig, out: Path, tune_report: tuple[float, dict] | N
     import os
 
     import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchConfig
+
+    from raylayers.train.ray_trainer import trainer_class
 
     # Ray Train's controller polls its workers every 2 s by default: a finished run waits up to that long to be
     # noticed, and every report reaches Tune that late. 0.2 s costs a remote call per worker per poll; a user's
@@ -165,7 +167,7 @@ def _trainer(config: TrainConfig, out: Path, tune_report: tuple[float, dict] | N
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(HEALTH_CHECK_INTERVAL_S))
     hardware = config.resources
     storage = hardware.storage_path or str(out / "ray")  # an absolute local path, or a URI such as s3://bucket/prefix
-    return TorchTrainer(
+    return trainer_class()(  # Ray's TorchTrainer, without its one-second wait at the end of fit() (ray_trainer.py)
         train_loop_per_worker,
         train_loop_config={"config": config.model_dump(), "out": str(out),
                            "threads_per_worker": max(1, hardware.cpus_per_worker),

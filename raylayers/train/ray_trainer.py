@@ -1,0 +1,62 @@
+"""The `TorchTrainer` every raylayers run builds: Ray's own, minus a one-second wait at the end of every `fit()`.
+
+Ray Train V2 (Ray 2.60 here) starts a detached `PlacementGroupCleaner` actor per `fit()`: if the controller dies
+ungracefully, it removes the run's placement group. When the run ends well, the controller stops it and waits for
+the answer. The cleaner's monitor thread sleeps in `queue.get(timeout=check_interval_s)` (1 s) and only then sees
+the stop, so every `fit()` returned about a second after training ended. Measured here: a train function that
+returns at once, to `fit()`'s return, 1.00-1.03 s in 5 of 5 fits; 0.05-0.06 s without the wait.
+
+Here the controller sends the stop and does not wait for it. The cleaner then does what Ray's does:
+- the monitor wakes within a second and sees the stop, or sees the controller gone. In that case the placement
+  group is already removed (the worker group's shutdown removed it), so the cleaner only exits.
+- a controller that dies before it sends the stop is cleaned up as before.
+Nothing else changes; the controller, workers, placement group and checkpoints are Ray's.
+
+This leans on two Ray internals: `DataParallelTrainer._create_default_callbacks` and the cleaner callback's
+`_stop_cleaner`. `trainer_class()` checks that both are there and falls back to Ray's `TorchTrainer` otherwise (a
+Ray release that moved them). Without them, a run is a second longer per `fit()` and otherwise the same.
+"""
+
+from __future__ import annotations
+
+from ray.train.torch import TorchTrainer
+
+try:
+    from ray.train.v2._internal.callbacks.placement_group_callback import (
+        PlacementGroupCleanerCallback as _RayCleanerCallback,
+    )
+except ImportError:  # a Ray without it: Ray's TorchTrainer as it is
+    _RayCleanerCallback = None
+
+
+def _has_internals() -> bool:
+    return (_RayCleanerCallback is not None and callable(getattr(TorchTrainer, "_create_default_callbacks", None))
+            and callable(getattr(_RayCleanerCallback, "_stop_cleaner", None)))
+
+
+class CleanerStoppedWithoutWaiting(_RayCleanerCallback or object):
+    """Ray's placement-group cleaner callback; its stop is sent, not waited for (module docstring)."""
+
+    def _stop_cleaner(self):
+        cleaner = getattr(self, "_cleaner", None)
+        if cleaner is None:
+            return
+        try:
+            cleaner.stop.remote()
+        except Exception:  # noqa: BLE001 (the cleaner exits by itself once the controller is gone)
+            pass
+        finally:
+            self._cleaner = None
+
+
+class RaylayersTorchTrainer(TorchTrainer):
+    """Ray's `TorchTrainer`, with `CleanerStoppedWithoutWaiting` in place of Ray's cleaner callback."""
+
+    def _create_default_callbacks(self):
+        return [CleanerStoppedWithoutWaiting() if type(callback) is _RayCleanerCallback else callback
+                for callback in super()._create_default_callbacks()]
+
+
+def trainer_class() -> type:
+    """`RaylayersTorchTrainer`, or Ray's `TorchTrainer` when this Ray lacks the internals it needs."""
+    return RaylayersTorchTrainer if _has_internals() else TorchTrainer
