@@ -16,6 +16,8 @@ STARTUP = ("The current node timed out during startup. This could happen because
 def ray_down(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # init_ray sets it for the cluster it starts; restored afterwards, so these tests leave the environment as found
+    monkeypatch.setenv("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 
 
 def _raising(error):
