@@ -15,7 +15,7 @@ Nothing else changes; the controller, workers, placement group and checkpoints a
 
 This leans on two Ray internals: `DataParallelTrainer._create_default_callbacks` and the cleaner callback's
 `_stop_cleaner`. `trainer_class()` checks that both are there and falls back to Ray's `TorchTrainer` otherwise (a
-Ray release that moved them). Without them, a run is a second longer per `fit()` and otherwise the same.
+Ray release that moved them). Without them, a run is up to a second longer per `fit()` and otherwise the same.
 """
 
 from __future__ import annotations
