@@ -12,7 +12,12 @@ tables' curve steps) except random and grid:
 - geometry_asha: budget.searcher=geometry, the LRS priors (the seeded trials of
   `raylayers.search.space.seeded_candidates`, i.e. the penultimate layer, each representative alone and their
   concat, then budget.prior_trials=2 representative-like draws), then the Gaussian process over layer points
-  (`raylayers.search.geometry`), with ASHA's second opinion (`raylayers.search.stopping`);
+  (`raylayers.search.geometry`) fit on the trials' scores at the first rung, with screening
+  (`raylayers.search.stopping.ScreenThenPromote`, budget.screen=8): every trial pauses at 1000 steps, and after 8
+  screens the best paused one is resumed to 9000, then one more per 3 further screens (these searches run with
+  `replay_checkpoints`, so a resumed trial goes on where it paused);
+- geometry_stop: the same searcher with budget.screen=0, i.e. the model on completed and extrapolated pruned scores
+  and ASHA (stopping, with the geometry searcher's second opinion) instead of screening (not in the default run);
 - lrs_tpe_asha: the previous default, budget.searcher=tpe with the same priors, then TPE (not in the default run);
 - stock_tpe_asha: what a Tune user writes: `OptunaSearch` with default settings (TPE, seeded) over the same
   define-by-run space (`raylayers.search.searcher.define_configuration`), `ASHAScheduler`; no priors, no repeat
@@ -26,8 +31,9 @@ tables' curve steps) except random and grid:
   it runs once. The exhaustive sweep of the comparison (every configuration trained in full, the paper's way) is not
   run: it costs the space's size x 9000 steps by construction.
 
-Metrics of a run, over its trials in finish order (`order`): the number of trials finished up to and including the
-first *completed* trial whose score is within 1% (relative) of the best final score of the space's configurations
+Metrics of a run, over its trials in finish order (`order`; a paused trial has a row from the moment it pauses, and a
+paused trial resumed later moves to the end when it finishes): the number of trials up to and including the first
+*completed* trial whose score is within 1% (relative) of the best final score of the space's configurations
 in the table, and the training steps spent until then (the sum of `steps_trained` of those trials; a trial stopped
 by ASHA counts the steps it ran). A run that never gets there within its budget is "not reached". Per strategy and
 table: median, 25th and 75th percentiles, min and max over the seeds, with "not reached" counted as infinitely
@@ -90,6 +96,8 @@ TOLERANCE = 0.01  # relative: within 1% of the best
 
 STRATEGIES = {
     "geometry_asha": ["budget.searcher=geometry", "space.priors=true", "budget.prior_trials=2",
+                      f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
+    "geometry_stop": ["budget.searcher=geometry", "space.priors=true", "budget.prior_trials=2", "budget.screen=0",
                       f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],
     "lrs_tpe_asha": ["budget.searcher=tpe", "space.priors=true", "budget.prior_trials=2",
                      f"budget.grace_period={CURVE_STEPS[0]}", "budget.reduction_factor=3"],

@@ -170,6 +170,10 @@ class BudgetSection(Section):
     """Early stopping: first ASHA rung, in training steps (0: no early stopping)."""
     reduction_factor: PositiveInt = 2
     """ASHA: keep the best 1/reduction_factor at each rung."""
+    screen: NonNegativeInt = 8
+    """geometry with early stopping: train each new configuration to the first rung and pause it there (a screen);
+    after this many screens resume the best one and train it in full, then one more per reduction_factor further
+    screens (successive halving with promotions). 0: ASHA stops trials at its rungs instead."""
     retries: NonNegativeInt = 1
     """Times a crashed trial is retried before it is recorded as failed."""
     storage_path: LocalPath | None = None

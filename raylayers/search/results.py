@@ -1,8 +1,9 @@
 """The search's results table: a Parquet row per trial, rewritten (atomically) as each trial ends.
 
-Columns: trial_id, key, layers, connector, hyperparameters (JSON), status (completed | pruned | failed),
-steps_trained, wall_seconds, score (the objective; null unless completed), probe_score (the last score Tune saw
-before the end), score_<category>, bench_<benchmark>, error, order (the position in which trials finished); and the
+Columns: trial_id, key, layers, connector, hyperparameters (JSON), status (completed | pruned | failed |
+paused: screened and waiting, see `stopping.ScreenThenPromote`), steps_trained, wall_seconds, score (the objective;
+null unless completed), probe_score (the last score Tune saw before the end), score_<category>, bench_<benchmark>,
+error, order (the position in which trials finished or paused; a paused trial that finishes moves to the end); and the
 configuration's cost: visual_tokens and connector_params (null when unknown, e.g. a replay table without them),
 cost_ratio (its measure over the baseline's) and unpenalised_score (the score before the penalty; null unless
 completed), both null without `objective.cost`, whose `score` and `probe_score` are the penalised objective. Also
@@ -91,6 +92,13 @@ class ResultsTable(Callback):
             print(f"[raylayers] trial {trial.trial_id} step {result.get('global_step')}: probe score "
                   f"{result['score']:.3f}{extra}", flush=True)
 
+    def on_step_end(self, iteration, trials, **info):
+        """A trial paused at a screen (`stopping.ScreenThenPromote`) gets a `paused` row when it pauses: the steps
+        it trained count where they were spent; its row is replaced when it completes or is stopped."""
+        for trial in trials:
+            if trial.status == "PAUSED" and (self.rows.get(trial.trial_id) or {}).get("status") != "paused":
+                self._record(trial, "paused", trial.last_result or {}, None)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
         self._record(trial, "completed" if result.get("final") else "pruned", result, None)
@@ -110,8 +118,7 @@ class ResultsTable(Callback):
             "score": _number(result.get("score")) if status == "completed" else None,
             "probe_score": _number(self.probe.get(trial.trial_id)),
             "image_reliance": _number(result.get("image_reliance", self.reliance.get(trial.trial_id))),
-            "error": error, "order": len(self.rows) if trial.trial_id not in self.rows
-            else self.rows[trial.trial_id]["order"],
+            "error": error, "order": self._order(trial.trial_id),
         }
         costs = getattr(self, "costs", None)  # a table restored from before costs existed has none
         known = {**(costs.extras(config) if costs is not None and config.get("layers") else {}),
@@ -125,13 +132,26 @@ class ResultsTable(Callback):
                         if k.startswith(("score_", "bench_")) or k == "train_seconds"})
         self.rows[trial.trial_id] = row
         write_results(self.path, sorted(self.rows.values(), key=lambda r: r["order"]))
+        if status == "paused":
+            print(f"[raylayers] trial {trial.trial_id}: layers {row['layers']} {row['connector']}{_hyper_text(config)}"
+                  f" -> paused at step {row['steps_trained']} (screened)", flush=True)
+            return
         self._tensorboard(row)
         described = f"score {row['score']:.4f}" if row["score"] is not None else status
         if error:
             described += f": {error}"
         print(f"[raylayers] trial {trial.trial_id}: layers {row['layers']} {row['connector']}{_hyper_text(config)} "
               f"-> {described} "
-              f"({len(self.rows)} done)", flush=True)
+              f"({sum(r['status'] != 'paused' for r in self.rows.values())} done)", flush=True)
+
+    def _order(self, trial_id: str) -> int:
+        """Where a row stands in `order`: when it was first recorded, or, for a paused trial that has now finished,
+        after every row recorded so far (its later steps were trained then)."""
+        if trial_id not in self.rows:
+            return len(self.rows)
+        if self.rows[trial_id]["status"] == "paused":
+            return max(r["order"] for r in self.rows.values()) + 1
+        return self.rows[trial_id]["order"]
 
     def _tensorboard(self, row: dict) -> None:
         if self.tensorboard_dir is None:

@@ -64,7 +64,7 @@ class LayerSearcher(OptunaSearch):
     def __init__(self, layer_space: LayerSpace, hyperparameters: dict, queue: list[Candidate], prior_trials: int,
                  temperature: float, sampler: str = "tpe", seed: int = 0, known: dict | None = None,
                  space_size: int | None = None, results_path: str | Path | None = None,
-                 candidates: list[Candidate] | None = None, left_out=None):
+                 candidates: list[Candidate] | None = None, left_out=None, screen_step: int | None = None):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" per search
@@ -91,6 +91,12 @@ class LayerSearcher(OptunaSearch):
         self.results_path = str(results_path) if results_path else None
         self._results_seen = None
         self.model = None
+        # screening (`stopping.ScreenThenPromote`): trials paused at `screen_step` still hold their configuration
+        # but no worker; the searcher keeps the concurrency itself, counting only the trials that run
+        self.screen_step = screen_step
+        self.paused: set[str] = set()
+        self.screens: dict[str, float] = {}  # key -> score at the screen step
+        self.max_concurrent: int | None = None
         if sampler == "geometry" and candidates:
             from raylayers.search.geometry import ConfigurationGeometry, GeometryModel
 
@@ -139,9 +145,12 @@ class LayerSearcher(OptunaSearch):
         from optuna.trial import TrialState
 
         self._sync_known()
+        running = [t for t in self.pending if t not in self.paused]
+        if self.max_concurrent is not None and len(running) >= self.max_concurrent:
+            return None
         for _ in range(MAX_REPEATS_PER_SUGGESTION):
-            if self.space_size is not None and len(self.known) + len(self.pending) >= self.space_size:
-                return None if self.pending else Searcher.FINISHED  # every configuration measured
+            if self.space_size is not None and len(set(self.known) | set(self.pending.values())) >= self.space_size:
+                return None if running else Searcher.FINISHED  # every configuration measured or screened
             self._enqueue_next()
             config = super().suggest(trial_id)
             if config is None:
@@ -192,7 +201,7 @@ class LayerSearcher(OptunaSearch):
         from raylayers.search.results import read_results
 
         for row in read_results(self.results_path):
-            if row.get("key") and row["key"] not in self.known:
+            if row.get("key") and row["key"] not in self.known and row["status"] != "paused":  # paused: pending
                 self.known[row["key"]] = (row["status"], row["score"] if row["status"] == "completed"
                                           else row.get("probe_score"))
         self._results_seen = stamp
@@ -224,11 +233,36 @@ class LayerSearcher(OptunaSearch):
                 self._ot_study.enqueue_trial(self.params_of(candidate), skip_if_exists=False)
                 self._source = "model"
 
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Tune's ConcurrencyLimiter counts a paused trial as running; when screening, the searcher counts itself."""
+        if self.screen_step is None:
+            return False
+        self.max_concurrent = max_concurrent
+        return True
+
+    def on_pause(self, trial_id: str) -> None:
+        self.paused.add(trial_id)
+
+    def record_screen(self, trial_id: str, score: float) -> None:
+        """The scheduler paused this trial at the screen step with this score."""
+        if trial_id in self.pending:
+            self.screens[self.pending[trial_id]] = float(score)
+
+    def on_unpause(self, trial_id: str) -> None:
+        self.paused.discard(trial_id)
+
     def observations(self) -> dict[str, float]:
-        """What the geometry model learns from: completed scores, and each pruned configuration's last intermediate
-        score extrapolated to a final one by the median ratio final / score-at-that-step of the completed trials
-        that passed the same step (ASHA stopped it at a rung; its partial score is on another scale). A pruned one
-        without such a ratio (or whose curve a resume lost) counts at the lowest completed score."""
+        """What the geometry model learns from; when screening, every configuration's score at the screen step
+        (all were measured there, at one fidelity), see `_observations_at_rungs` otherwise."""
+        if self.screen_step is not None:
+            return {k: v for k, v in self.screens.items() if self.model is None or k in self.model.index}
+        return self._observations_at_rungs()
+
+    def _observations_at_rungs(self) -> dict[str, float]:
+        """Without screening: completed scores, and each pruned configuration's last intermediate score extrapolated
+        to a final one by the median ratio final / score-at-that-step of the completed trials that passed the same
+        step (ASHA stopped it at a rung; its partial score is on another scale). A pruned one without such a ratio
+        (or whose curve a resume lost) counts at the lowest completed score."""
         completed = self._completed()
         floor = min(completed.values(), default=None)
         observed = dict(completed)
@@ -272,8 +306,12 @@ class LayerSearcher(OptunaSearch):
         from optuna.trial import TrialState
 
         key = self.pending.pop(trial_id, None)
+        screened = trial_id in self.paused
+        self.paused.discard(trial_id)
         if trial_id not in self._ot_trials or trial_id in self._completed_trials:
             return
+        if screened and not result:  # a paused screen stopped for good: pruned at the screen step
+            result = {self.metric: self.screens.get(key)}
         if error or not result:
             status, score = "failed", None
             super().on_trial_complete(trial_id, None, error=True)
@@ -309,7 +347,7 @@ class LayerSearcher(OptunaSearch):
 
     # ---------------------------------------------------------------------------------------------- state
     _OWN_STATE = ("queue", "prior_trials", "rng", "known", "pending", "repeats_answered", "curves", "proposals",
-                  "left_out_answered")
+                  "left_out_answered", "paused", "screens")
 
     def save(self, checkpoint_path: str) -> None:
         """One file holding OptunaSearch's state and ours (Tune renames only the file it asked for)."""

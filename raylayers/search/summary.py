@@ -37,6 +37,7 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     summary = {"name": config.name, "trials": len(rows), "completed": len(done),
                "pruned": sum(r["status"] == "pruned" for r in rows),
                "failed": sum(r["status"] == "failed" for r in rows),
+               "paused": sum(r["status"] == "paused" for r in rows),
                "seconds": round(seconds, 1), "lrs": str(lrs_path), "objective_metric": config.objective.metric,
                "best": best, "baseline": baseline}
     failed = sorted((r for r in rows if r["status"] == "failed"), key=lambda r: r["order"])

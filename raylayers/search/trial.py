@@ -111,7 +111,9 @@ def train_trial(trial: dict, settings: dict) -> None:
         summary = run_training(train_config, out, tune_callback=True, resume=True,  # a retried or restored trial
                                encoder_layers=_checked_depth(settings, train_config), evaluation=evaluation,
                                tune_score_offset=costs.offset(extras), tune_extras=extras)
+    # a resumed run's summary holds only the stages it ran (none if its checkpoint was the end of training)
     steps = sum(stage.get("steps", 0) for stage in summary.get("stages", {}).values())
+    resumed = int((summary.get("resumed_from") or {}).get("global_step") or 0)
     if summary.get("evaluated") and (out / "eval" / "scores.json").is_file():
         scores = json.loads((out / "eval" / "scores.json").read_text())
     else:  # evaluated here from the saved model (ZeRO-3, bf16, or a resumed run that had nothing left to train)
@@ -122,7 +124,8 @@ def train_trial(trial: dict, settings: dict) -> None:
     final = summary.get("final_metrics", {})
     timings.record("trial", entered, time.time())
     timings.use(None)
-    _report_final(costs.report(scores["row"], extras), {"global_step": steps or final.get("global_step", 0),
+    steps = max(steps, final.get("global_step") or 0, resumed)
+    _report_final(costs.report(scores["row"], extras), {"global_step": steps,
                                   "probe_score": final.get("val_answer_accuracy"),
                                   "image_reliance": final.get("val_image_reliance"),
                                   "train_seconds": round(time.perf_counter() - started, 2)})

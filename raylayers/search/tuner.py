@@ -159,7 +159,7 @@ def _trainable(config: SearchConfig, layer_space: LayerSpace, candidates: list[C
     settings = {"config": config, "out": str(out)}
     if objective.startswith("table:"):
         settings["table"] = resolve_local(objective[len("table:"):])
-        settings["replay_checkpoints"] = replay_checkpoints
+        settings["replay_checkpoints"] = replay_checkpoints or screening(config)  # paused trials resume from them
         table = load_table(settings["table"])
         if candidates is None:
             raise UserError("--objective table: the space's hyper-parameters must be choice lists")
@@ -230,11 +230,18 @@ def _our_search(out: Path, costs):
                                  sampler=budget.searcher if budget.searcher in ("tpe", "geometry") else "random",
                                  seed=budget.seed, space_size=len(candidates) if candidates is not None else None,
                                  results_path=out / RESULTS_FILE, candidates=candidates,
-                                 left_out=costs.is_left_out if costs is not None and costs.left_out else None)
+                                 left_out=costs.is_left_out if costs is not None and costs.left_out else None,
+                                 screen_step=budget.grace_period if screening(config) else None)
         asha = dict(time_attr="global_step", metric="score", mode="max", grace_period=budget.grace_period,
                     reduction_factor=budget.reduction_factor, max_t=10**9)
         if budget.grace_period <= 0:
             return searcher, FIFOScheduler()
+        if screening(config):
+            from raylayers.search.stopping import ScreenThenPromote
+
+            keep = {c.key for c in first[:1] if config.space.baseline and c.layers == (layer_space.penultimate,)}
+            return searcher, ScreenThenPromote(searcher, budget.grace_period, budget.reduction_factor, budget.screen,
+                                               budget.concurrency, keep)
         if budget.searcher == "geometry":
             from raylayers.search.stopping import SecondOpinionASHA
 
@@ -242,6 +249,12 @@ def _our_search(out: Path, costs):
         return searcher, ASHAScheduler(**asha)
 
     return factory
+
+
+def screening(config: SearchConfig) -> bool:
+    """Whether the search screens and promotes (`stopping.ScreenThenPromote`) instead of stopping at ASHA's rungs."""
+    budget = config.budget
+    return budget.searcher == "geometry" and budget.grace_period > 0 and budget.screen > 0
 
 
 class _NoTraceback:

@@ -69,3 +69,63 @@ def test_second_opinion_overrules_only_the_stops_of_trials_keeping_pace(searcher
     assert decisions["plain"] == (TrialScheduler.STOP, TrialScheduler.STOP)
     assert decisions["second"] == (TrialScheduler.CONTINUE, TrialScheduler.STOP)
     assert schedulers["second"].overruled == 1
+
+
+class FakeController:
+    """What ScreenThenPromote reads of Tune's controller: the trials and whether the searcher has more to launch."""
+
+    def __init__(self, trials, finished=False):
+        self.trials, self.finished, self.stopped = trials, finished, []
+        self.search_alg = SimpleNamespace(is_finished=lambda: self.finished)
+
+    def get_trials(self):
+        return self.trials
+
+    def stop_trial(self, trial):
+        self.stopped.append(trial.trial_id)
+        trial.status = "TERMINATED"
+
+
+def test_screens_pause_at_the_first_rung_then_the_best_is_promoted_one_per_reduction_factor(searcher):
+    """screen 3, reduction factor 2: three trials pause at step 1000; the best is resumed (the others wait), then
+    one more after every two further screens; at the end those at or above the median of all screens are promoted,
+    the baseline always, and the rest are stopped. Paused trials do not count against the concurrency."""
+    from raylayers.search.stopping import ScreenThenPromote
+
+    searcher.screen_step = 1000
+    scheduler = ScreenThenPromote(searcher, grace_period=1000, reduction_factor=2, screen=3, concurrency=1,
+                                  keep={"base"})
+    trials = {}
+
+    def screen(trial_id, score, key=None):
+        searcher.suggest(trial_id)
+        trial = trials[trial_id] = SimpleNamespace(trial_id=trial_id, status="RUNNING", config={"key": key})
+        assert scheduler.on_trial_result(None, trial, {"global_step": 500, "score": score / 2}) == "CONTINUE"
+        assert scheduler.on_trial_result(None, trial, {"global_step": 1000, "score": score}) == "PAUSE"
+        trial.status = "PAUSED"
+        assert trial_id in searcher.paused and searcher.observations()[searcher.pending[trial_id]] == score
+
+    controller = FakeController(list(trials.values()))
+    for trial_id, score in (("a", 0.10), ("b", 0.30), ("c", 0.20)):
+        screen(trial_id, score, key="base" if trial_id == "a" else None)
+        controller.trials = list(trials.values())
+        if trial_id != "c":
+            assert scheduler.choose_trial_to_run(controller) is None  # not due: nothing pending either
+    assert scheduler.choose_trial_to_run(controller).trial_id == "b"  # due after 3 screens: the best
+    assert "b" not in searcher.paused
+    trials["b"].status = "RUNNING"
+    assert scheduler.choose_trial_to_run(controller) is None  # one running: concurrency 1
+    assert scheduler.on_trial_result(None, trials["b"], {"global_step": 3000, "score": 0.5}) == "CONTINUE"
+    trials["b"].status = "TERMINATED"
+    screen("d", 0.25)
+    controller.trials = list(trials.values())
+    assert scheduler.choose_trial_to_run(controller) is None  # 4 screens: the next is due at 3 + 2 x 1 = 5
+    screen("e", 0.05)
+    controller.trials = list(trials.values())
+    assert scheduler.choose_trial_to_run(controller).trial_id == "d"  # due: the best paused one
+    trials["d"].status = "TERMINATED"
+    controller.finished = True  # nothing more to launch: the median of 5 screens (0.20) and the baseline go on
+    assert scheduler.choose_trial_to_run(controller).trial_id == "c"
+    assert sorted(controller.stopped) == ["e"] and scheduler.stopped == 1
+    trials["c"].status = "TERMINATED"
+    assert scheduler.choose_trial_to_run(controller).trial_id == "a"  # the baseline, below the bar but kept

@@ -471,3 +471,63 @@ def test_a_replay_search_under_hyperband_resumes_paused_trials_from_their_checkp
     for trial in {trial for trial, _, _ in seen}:
         steps = [step for t, step, _ in seen if t == trial]
         assert steps == sorted(set(steps)), (trial, steps)  # each step once, in order: resumed, not restarted
+
+
+@pytest.mark.slow
+def test_geometry_screens_pauses_and_promotes_through_tune_resuming_each_trial_where_it_paused(replay, tmp_path):
+    """The geometry searcher with early stopping screens (`ScreenThenPromote`): every trial pauses at the first rung
+    (step 10), the best of the first three screens (layer 4) is resumed and trained in full before anything else,
+    the paused ones left at the end are promoted (top half, and the baseline 5) or stopped at step 10. A resumed
+    replay trial goes on from its checkpoint: no step reported twice."""
+    space, _, table = replay
+    out = tmp_path / "out"
+    summary = run_search(space(trials=6, searcher="geometry", grace_period=10, reduction_factor=2, screen=3), out,
+                         objective=f"table:{table}")
+    rows = sorted(rows_of(out), key=lambda r: r["order"])
+    assert len(rows) == 6 and len({r["key"] for r in rows}) == 6 and summary["paused"] == 0
+    completed = [r for r in rows if r["status"] == "completed"]
+    assert completed[0]["layers"] == [4] and completed[0]["steps_trained"] == 40
+    assert all(r["steps_trained"] == 10 for r in rows if r["status"] == "pruned") and summary["pruned"] >= 1
+    assert summary["baseline"]["layers"] == [5] and summary["best"]["layers"] == [4]
+    for progress in (out / "tune").glob("*/*/result.json"):  # each trial's results, in the order Tune got them
+        steps = [json.loads(line)["global_step"] for line in progress.read_text().splitlines()
+                 if "global_step" in json.loads(line)]
+        assert steps == sorted(set(steps)) and steps[0] == 10, (progress, steps)
+
+
+@pytest.mark.slow
+def test_screening_with_two_trials_at_once_proposes_no_configuration_twice(replay, tmp_path):
+    space, _, table = replay
+    out = tmp_path / "out"
+    summary = run_search(space(trials=6, concurrency=2, searcher="geometry", grace_period=10, reduction_factor=2,
+                               screen=2), out, objective=f"table:{table}")
+    rows = rows_of(out)
+    assert len(rows) == 6 and len({r["key"] for r in rows}) == 6 and summary["failed"] == 0
+    assert summary["searcher"]["repeats_answered"] == 0 and summary["best"]["layers"] == [4]
+
+
+@pytest.mark.slow
+def test_a_screened_training_trial_resumes_from_its_checkpoint_where_it_paused(tiny_stack, tmp_path, monkeypatch):
+    """Real trials (Ray Train + DeepSpeed) under the geometry searcher's screening: each trial pauses at its probe at
+    global step 4 (stage 1's 2 steps, then 2 of stage 2's 3, a checkpoint step); a promoted one is resumed and its
+    Ray Train run goes on from its last checkpoint (Tune hears the probes at steps 2 and 4 once, then 5), is
+    evaluated and completed with its 5 steps; one that is not ends pruned at step 4."""
+    monkeypatch.chdir(tmp_path)
+    relative_space(tiny_stack, tmp_path, "[3.0e-3, 1.0e-3]",
+                   "{trials: 2, searcher: geometry, grace_period: 4, reduction_factor: 2, screen: 2}")
+    space = tmp_path / "space.yaml"
+    space.write_text(space.read_text().replace("set: {cache.dir: cache}",
+                                               "set: {cache.dir: cache, checkpoint.every_steps: 2}"))
+    assert main(["search", "--space", "space.yaml", "--out", "out"]) == 0
+    out = tmp_path / "out"
+    rows = rows_of(out)
+    assert len(rows) == 2 and {r["status"] for r in rows} <= {"completed", "pruned"}
+    done = [r for r in rows if r["status"] == "completed"]  # the second too when the two screens tie
+    assert done and all(r["steps_trained"] == 4 for r in rows if r["status"] == "pruned")
+    for row in done:
+        assert row["steps_trained"] == 5 and 0.0 <= row["score"] <= 1.0
+        progress = next(p for p in (out / "tune").glob("*/*/result.json") if row["trial_id"] in str(p))
+        results = [json.loads(line) for line in progress.read_text().splitlines()]
+        steps = [r["global_step"] for r in results if not r.get("final") and "global_step" in r]
+        assert steps in ([2, 4, 5], [2, 4]), steps  # [2, 4]: the paused run had trained on to its end before it
+        # was stopped (Tune stops a paused trial's actor asynchronously), so the resumed one had nothing to train
