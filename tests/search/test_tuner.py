@@ -504,6 +504,8 @@ def test_screening_with_two_trials_at_once_proposes_no_configuration_twice(repla
     rows = rows_of(out)
     assert len(rows) == 6 and len({r["key"] for r in rows}) == 6 and summary["failed"] == 0
     assert summary["searcher"]["repeats_answered"] == 0 and summary["best"]["layers"] == [4]
+    proposals = summary["searcher"]["proposals"]  # the queued priors, at most 2 prior draws, then only the model
+    assert proposals["queued"] == 3 and proposals["prior"] <= 2 and proposals["sampler"] == 0
 
 
 @pytest.mark.slow
