@@ -98,7 +98,7 @@ def run_search(space_file: str | Path, out: str | Path, resume: bool = False, ob
     budget = config.budget
     print(f"[raylayers] search '{config.name}': {budget.trials} trials over "
           f"{len(candidates) if candidates is not None else 'continuous'} configurations, {budget.searcher}"
-          f"{', ASHA from step ' + str(budget.grace_period) if budget.grace_period else ''}{costs.describe()}; "
+          f"{_stopping_text(config)}{costs.describe()}; "
           f"out {out}", flush=True)
     results = ResultsTable(out / RESULTS_FILE, out / "tensorboard", trials=budget.trials, costs=costs)
     _quiet_logs()  # before a study is made or restored (Optuna announces each)
@@ -249,6 +249,14 @@ def _our_search(out: Path, costs):
         return searcher, ASHAScheduler(**asha)
 
     return factory
+
+
+def _stopping_text(config: SearchConfig) -> str:
+    budget = config.budget
+    if screening(config):
+        return (f", screening at step {budget.grace_period} (the best of {budget.screen} screens trained in full, "
+                f"then one per {budget.reduction_factor} more)")
+    return f", ASHA from step {budget.grace_period}" if budget.grace_period else ""
 
 
 def screening(config: SearchConfig) -> bool:
