@@ -99,6 +99,16 @@ class ResultsTable(Callback):
             if trial.status == "PAUSED" and (self.rows.get(trial.trial_id) or {}).get("status") != "paused":
                 self._record(trial, "paused", trial.last_result or {}, None)
 
+    def on_experiment_end(self, trials, **info):
+        """A `paused` row whose trial Tune no longer holds (a search killed after the pause and before Tune saved its
+        state forgets the trial; the resume does not train it again) ends as `pruned` at its screen step."""
+        held = {t.trial_id for t in trials if t.status == "PAUSED"}
+        orphans = [r for r in self.rows.values() if r["status"] == "paused" and r["trial_id"] not in held]
+        for row in orphans:
+            row["status"] = "pruned"
+        if orphans:
+            write_results(self.path, sorted(self.rows.values(), key=lambda r: r["order"]))
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
         self._record(trial, "completed" if result.get("final") else "pruned", result, None)

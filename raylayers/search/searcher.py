@@ -201,9 +201,16 @@ class LayerSearcher(OptunaSearch):
         from raylayers.search.results import read_results
 
         for row in read_results(self.results_path):
-            if row.get("key") and row["key"] not in self.known and row["status"] != "paused":  # paused: pending
-                self.known[row["key"]] = (row["status"], row["score"] if row["status"] == "completed"
-                                          else row.get("probe_score"))
+            key, status = row.get("key"), row["status"]
+            if not key or (key in self.known and self.known[key][0] != "paused"):
+                continue
+            if status == "paused":  # screened and waiting (after a resume, perhaps not in the restored `pending`)
+                if key not in self.known and key not in self.pending.values():
+                    self.known[key] = ("paused", row.get("probe_score"))
+                if self.screen_step is not None and row.get("probe_score") is not None:
+                    self.screens.setdefault(key, float(row["probe_score"]))
+                continue
+            self.known[key] = (status, row["score"] if status == "completed" else row.get("probe_score"))
         self._results_seen = stamp
 
     def _enqueue_next(self) -> None:

@@ -81,6 +81,9 @@ class ScreenThenPromote(FIFOScheduler):
         trials = tune_controller.get_trials()
         if sum(t.status == Trial.RUNNING for t in trials) >= self.concurrency:
             return None
+        for trial in trials:  # a restored search: its paused trials, screened before this scheduler was unpickled
+            if trial.status == Trial.PAUSED and trial.trial_id not in self.screened:
+                self.screened[trial.trial_id] = float((trial.last_result or {}).get(self._metric, float("-inf")))
         paused = sorted((t for t in trials if t.status == Trial.PAUSED and t.trial_id in self.screened),
                         key=lambda t: -self.screened[t.trial_id])
         pending = [t for t in trials if t.status == Trial.PENDING]

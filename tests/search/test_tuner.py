@@ -533,3 +533,30 @@ def test_a_screened_training_trial_resumes_from_its_checkpoint_where_it_paused(t
         steps = [r["global_step"] for r in results if not r.get("final") and "global_step" in r]
         assert steps in ([2, 4, 5], [2, 4]), steps  # [2, 4]: the paused run had trained on to its end before it
         # was stopped (Tune stops a paused trial's actor asynchronously), so the resumed one had nothing to train
+
+
+@pytest.mark.slow
+def test_a_killed_screening_search_resumes_its_paused_trials_and_finishes(replay, tmp_path):
+    """Killed while trials are paused at their screen: `--resume` restores them paused (a fresh scheduler learns
+    their screen scores from their last results), promotes or stops them, and ends with no trial left paused and no
+    configuration trained twice."""
+    space, _, table = replay
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "raylayers.cli", "search", "--out", str(out), "--objective", f"table:{table}",
+            "--space", str(space(trials=6, searcher="geometry", grace_period=10, reduction_factor=2, screen=3))]
+    env = {**os.environ, "RAYLAYERS_PROGRESS": "0", "RAYLAYERS_REPLAY_STEP_SECONDS": "0.3"}
+    driver = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and sum(r["status"] == "paused" for r in rows_of(out)) < 2:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert sum(r["status"] == "paused" for r in rows_of(out)) >= 2
+    done = subprocess.run(argv + ["--resume"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = rows_of(out)
+    assert len({r["key"] for r in rows}) == len(rows) == 6
+    assert {r["status"] for r in rows} <= {"completed", "pruned"}
+    summary = json.loads((out / "search_summary.json").read_text())
+    assert summary["paused"] == 0 and summary["best"]["layers"] == [4]
