@@ -56,10 +56,11 @@ class ScreenThenPromote(FIFOScheduler):
     the run named after the trial), so a screen step that is a checkpoint step repeats nothing."""
 
     def __init__(self, searcher, grace_period: int, reduction_factor: int, screen: int, concurrency: int,
-                 keep: set[str], time_attr: str = "global_step", metric: str = "score"):
+                 keep, time_attr: str = "global_step", metric: str = "score"):
         super().__init__()
         self.searcher, self.grace_period, self.reduction_factor = searcher, grace_period, reduction_factor
-        self.screen, self.concurrency, self.keep = screen, concurrency, set(keep)
+        self.screen, self.concurrency = screen, concurrency
+        self.keep = keep  # config -> whether the trial is the baseline (always promoted)
         self._time_attr, self._metric = time_attr, metric
         self.screened: dict[str, float] = {}  # trial id -> score at the screen step
         self.promoted: set[str] = set()
@@ -108,10 +109,10 @@ class ScreenThenPromote(FIFOScheduler):
 
         bar = float(np.percentile(list(self.screened.values()), (1 - 1 / self.reduction_factor) * 100))  # as ASHA
         for trial in paused:
-            if self.screened[trial.trial_id] < bar and trial.config.get("key") not in self.keep:
+            if self.screened[trial.trial_id] < bar and not self.keep(trial.config):
                 self.stopped += 1
                 tune_controller.stop_trial(trial)
         for trial in paused:
-            if self.screened[trial.trial_id] >= bar or trial.config.get("key") in self.keep:
+            if self.screened[trial.trial_id] >= bar or self.keep(trial.config):
                 return self._promote(trial)
         return None

@@ -239,7 +239,10 @@ def _our_search(out: Path, costs):
         if screening(config):
             from raylayers.search.stopping import ScreenThenPromote
 
-            keep = {c.key for c in first[:1] if config.space.baseline and c.layers == (layer_space.penultimate,)}
+            def keep(trial_config: dict) -> bool:  # the baseline whatever its hyper-parameters, as the summary finds it
+                return (config.space.baseline and list(trial_config.get("layers", [])) == [layer_space.penultimate]
+                        and trial_config.get("connector") in layer_space.single_connectors)
+
             return searcher, ScreenThenPromote(searcher, budget.grace_period, budget.reduction_factor, budget.screen,
                                                budget.concurrency, keep)
         if budget.searcher == "geometry":

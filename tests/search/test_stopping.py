@@ -94,7 +94,7 @@ def test_screens_pause_at_the_first_rung_then_the_best_is_promoted_one_per_reduc
 
     searcher.screen_step = 1000
     scheduler = ScreenThenPromote(searcher, grace_period=1000, reduction_factor=2, screen=3, concurrency=1,
-                                  keep={"base"})
+                                  keep=lambda config: config.get("key") == "base")
     trials = {}
 
     def screen(trial_id, score, key=None):
