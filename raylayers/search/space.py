@@ -99,6 +99,10 @@ class LayerSpace:
     def layers(self) -> list[int]:
         return sorted({layer for members in self.groups.values() for layer in members})
 
+    def is_baseline(self, layers, connector: str) -> bool:
+        """The penultimate layer alone with a single-layer connector, whatever its hyper-parameters."""
+        return list(layers) == [self.penultimate] and connector in self.single_connectors
+
     def group_of(self, layer: int) -> str:
         return next(name for name, members in self.groups.items() if layer in members)
 

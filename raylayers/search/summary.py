@@ -32,8 +32,7 @@ def finish(config: SearchConfig, out: Path, lrs: dict, lrs_path: Path, layer_spa
     rows = read_results(out / RESULTS_FILE)
     done = [r for r in rows if r["status"] == "completed" and r["score"] is not None]
     best = max(done, key=lambda r: r["score"]) if done else None
-    baseline = next((r for r in done if list(r["layers"]) == [layer_space.penultimate]
-                     and r["connector"] in layer_space.single_connectors), None)
+    baseline = next((r for r in done if layer_space.is_baseline(r["layers"], r["connector"])), None)
     summary = {"name": config.name, "trials": len(rows), "completed": len(done),
                "pruned": sum(r["status"] == "pruned" for r in rows),
                "failed": sum(r["status"] == "failed" for r in rows),

@@ -239,9 +239,9 @@ def _our_search(out: Path, costs):
         if screening(config):
             from raylayers.search.stopping import ScreenThenPromote
 
-            def keep(trial_config: dict) -> bool:  # the baseline whatever its hyper-parameters, as the summary finds it
-                return (config.space.baseline and list(trial_config.get("layers", [])) == [layer_space.penultimate]
-                        and trial_config.get("connector") in layer_space.single_connectors)
+            def keep(trial_config: dict) -> bool:  # the baseline, as the summary finds it
+                return config.space.baseline and layer_space.is_baseline(trial_config.get("layers", []),
+                                                                         trial_config.get("connector"))
 
             return searcher, ScreenThenPromote(searcher, budget.grace_period, budget.reduction_factor, budget.screen,
                                                budget.concurrency, keep)

@@ -74,6 +74,15 @@ def test_baseline_is_seeded_when_it_is_not_a_representative(tmp_path):
     assert [c.layers for c in seeded_candidates(space, baseline=True)] == [(5,), (1,), (4,), (6,)]
 
 
+def test_the_baseline_is_the_penultimate_layer_alone_with_a_single_layer_connector(tmp_path):
+    space = space_of(tmp_path, "space: {num_layers: [1, 2], single_connectors: [mlp2x_gelu, linear]}")
+    assert space.penultimate == 5
+    assert space.is_baseline((5,), "mlp2x_gelu") and space.is_baseline([5], "linear")
+    assert not space.is_baseline([4], "mlp2x_gelu")  # another layer
+    assert not space.is_baseline([4, 5], "concat")  # a fusion that includes it
+    assert not space.is_baseline([5], "concat")  # not a single-layer connector of this space
+
+
 def test_prior_sampling_favours_representative_like_layers(tmp_path):
     space = space_of(tmp_path, "space: {num_layers: [1], groups: [middle]}")
     space.similarity[2][3] = 0.7  # layer 3 is far from representative 4
