@@ -18,12 +18,15 @@ from raylayers.prompts import (
     split_words,
 )
 
-# Cell names exist for these grids; WorldScale checks its grid against them.
+# Cell names exist for these grids; WorldScale checks its grid against them. Every name is its row's word then its
+# column's ("middle center", not "center"): reading a cell as a row and a column is then copying a word, which the
+# world's small LM learns; with "center" and "top center" it stayed at the prior on relation questions (README,
+# "An LM that reads").
 CELL_NAMES = {
     2: (("top left", "top right"), ("bottom left", "bottom right")),
     3: (
         ("top left", "top center", "top right"),
-        ("middle left", "center", "middle right"),
+        ("middle left", "middle center", "middle right"),
         ("bottom left", "bottom center", "bottom right"),
     ),
 }

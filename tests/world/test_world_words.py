@@ -28,3 +28,14 @@ def test_every_word_written_is_in_the_vocabulary(any_world):
     texts += [scene["text"] for scene in read_json(any_world / "scenes.json").values() if scene["text"]]
     unknown = {word for text in texts for word in split_words(text)} - known
     assert not unknown
+
+
+def test_every_cell_name_is_its_rows_word_then_its_columns_word():
+    from raylayers.world import CELL_NAMES
+
+    for grid, rows in CELL_NAMES.items():
+        row_words = [names[0].split()[0] for names in rows]
+        column_words = [name.split()[1] for name in rows[0]]
+        assert len(set(row_words)) == len(set(column_words)) == grid
+        for r, names in enumerate(rows):
+            assert list(names) == [f"{row_words[r]} {column_words[c]}" for c in range(grid)]
