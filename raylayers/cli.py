@@ -200,7 +200,9 @@ def cmd_pretrain_world(args: argparse.Namespace) -> int:
     from raylayers.pretrain.world import pretrain_world
 
     card = pretrain_world(args.world, args.out, {"max_steps": args.encoder_steps},
-                          {"steps": args.lm_steps, "seed": args.seed}, progress=_progress(), log=_say)
+                          {"steps": args.lm_steps, "seed": args.seed,
+                           "init_from": str(args.lm_from) if args.lm_from else None},
+                          progress=_progress(), log=_say)
     qa = card["lm"]["text_qa"]
     _say(f"bundle written to {Path(args.out).resolve()}: encoder retrieval top-1 "
          f"{card['encoder']['retrieval']['top1']:.1%} (chance {card['encoder']['retrieval']['chance']:.1%}); LM "
@@ -257,6 +259,8 @@ def _add_pretrain(commands) -> None:
     world.add_argument("--encoder-steps", type=_positive_int, default=None, help="CLIP steps (default: preset)")
     world.add_argument("--lm-steps", type=_positive_int, default=None, help="LM steps (default: preset)")
     world.add_argument("--seed", type=int, default=None, help="LM seed and text corpus seed (default 0)")
+    world.add_argument("--lm-from", type=resolve_local, default=None,
+                       help="start the LM from this LM folder's weights (an earlier run's lm/) instead of random ones")
     world.set_defaults(func=cmd_pretrain_world)
 
 

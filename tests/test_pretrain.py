@@ -285,3 +285,43 @@ def test_a_share_of_the_drills_are_scene_drills_spread_evenly_over_the_indices(t
     record = scene_drill_record(0, half.scale, scene[0], half.stats)
     assert half.sample(scene[0], drill=True) == half.encoder.encode(record["conversations"])
     assert half.sample(scene[0]) == none.sample(scene[0])  # text records are untouched
+
+
+def test_an_lm_run_can_start_from_an_earlier_runs_weights_and_refuses_ones_it_cannot_read(tiny_world, tmp_path,
+                                                                                          capsys):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from raylayers.cli import main
+    from raylayers.config import pretrain_lm_config
+    from raylayers.pretrain import pretrain_lm
+    from raylayers.pretrain.lm import _load
+
+    first = tmp_path / "first"
+    assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(first), "--encoder-steps", "2",
+                 "--lm-steps", "3"]) == 0
+    trained = load_file(first / "lm" / "model.safetensors")
+    _, started = _load(first / "lm", seed=1, init_from=str(first / "lm"))
+    assert all(started.state_dict()[key].equal(value) for key, value in trained.items())
+    _, fresh = _load(first / "lm", seed=1)
+    assert not all(fresh.state_dict()[key].equal(value) for key, value in trained.items())
+
+    second = tmp_path / "second"
+    shutil.copytree(first, second)
+    (second / "lm" / "model.safetensors").unlink()
+    report = pretrain_lm(second, "tiny", pretrain_lm_config("tiny", steps=2, init_from=str(first / "lm")),
+                         progress=False, log=lambda _: None)
+    assert report["finished"] and report["config"]["init_from"] == str(first / "lm")
+    assert set(load_file(second / "lm" / "model.safetensors")) == set(trained)
+
+    capsys.readouterr()
+    assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(tmp_path / "third"), "--encoder-steps",
+                 "2", "--lm-steps", "2", "--lm-from", str(tmp_path / "nowhere")]) == 2
+    assert "holds no LM weights" in capsys.readouterr().err
+    assert not (tmp_path / "third").exists()  # refused before the encoder was trained
+    other = tmp_path / "other"
+    shutil.copytree(first / "lm", other)
+    (other / "tokenizer.json").write_text((other / "tokenizer.json").read_text().replace('"<image>"', '"<picture>"'))
+    with pytest.raises(UserError, match="has another tokenizer"):
+        _load(first / "lm", seed=1, init_from=str(other))

@@ -135,6 +135,10 @@ class PretrainLMConfig(Section):
     """Steps between held-out text-QA evaluations (and one at the end)."""
     seed: int = 0
     """Seed of the initialisation and of the text corpus's scenes (held-out questions use seed + 1)."""
+    init_from: str | None = None
+    """An LM folder whose weights (`save_pretrained`, the same tokenizer) the run starts from instead of random
+    ones: a run continued from an earlier one's result, as an LLM is trained further from a published checkpoint
+    (`raylayers pretrain-world --lm-from`). The schedule starts afresh."""
 
 
 LM_PRESETS = {

@@ -163,14 +163,38 @@ def _learning_rate(config: PretrainLMConfig, step: int) -> float:
         0.1 + 0.9 * cosine_decay(step / config.steps))
 
 
-def _load(lm_dir: Path, seed: int):
+def check_init_from(init_from: str) -> Path:
+    """The folder an LM run starts from, if it holds weights (one line naming it if not)."""
+    source = Path(init_from)
+    if not (source / "model.safetensors").is_file():
+        raise UserError(f"--lm-from '{source}' holds no LM weights (model.safetensors, written by a finished "
+                        "`raylayers pretrain-world`)")
+    return source
+
+
+def _load(lm_dir: Path, seed: int, init_from: str | None = None):
+    """The tokenizer of `lm_dir` and its LM: random weights (seeded), or those saved in `init_from`, which must
+    share the tokenizer and the architecture."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if not (lm_dir / "config.json").is_file():
         raise UserError(f"'{lm_dir}' holds no LM config; make the encoder folder with `raylayers pretrain-encoder`")
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     torch.manual_seed(seed)
-    return tokenizer, AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(lm_dir))
+    config = AutoConfig.from_pretrained(lm_dir)
+    if init_from is None:
+        return tokenizer, AutoModelForCausalLM.from_config(config)
+    source = check_init_from(init_from)
+    if not (source / "tokenizer.json").is_file() or (
+            (source / "tokenizer.json").read_bytes() != (lm_dir / "tokenizer.json").read_bytes()):
+        raise UserError(f"--lm-from '{source}' has another tokenizer than '{lm_dir}': its weights would read other "
+                        "token ids; start from an LM trained on the same world")
+    differing = sorted(key for key, value in AutoConfig.from_pretrained(source).to_diff_dict().items()
+                       if key in config.to_diff_dict() and config.to_diff_dict()[key] != value
+                       and key not in ("_name_or_path", "transformers_version", "torch_dtype", "dtype"))
+    if differing:
+        raise UserError(f"--lm-from '{source}' is another architecture than '{lm_dir}' ({', '.join(differing)})")
+    return tokenizer, AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
 
 
 STATE_FILE = "pretrain_lm_state.pt"
@@ -245,7 +269,7 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     quiet_transformers()
     lm_dir = Path(encoder) / "lm"
     config = config or pretrain_lm_config(scale)
-    tokenizer, model = _load(lm_dir, config.seed)
+    tokenizer, model = _load(lm_dir, config.seed, config.init_from)
     corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction,
                         config.scene_drill_share)
     heldout = corpus.heldout()

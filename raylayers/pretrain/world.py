@@ -60,7 +60,7 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict |
     from the preset of the world's scale with its overrides (None values ignored). A rerun keeps an encoder already
     trained there with the same settings and resumes the LM."""
     from raylayers.pretrain.encoder import pretrain_encoder
-    from raylayers.pretrain.lm import pretrain_lm
+    from raylayers.pretrain.lm import check_init_from, pretrain_lm
 
     world, out = Path(world), Path(out)
     meta_path = world / "world.json"
@@ -68,6 +68,8 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict |
         raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
     meta = read_user_json(meta_path, "world metadata")
     scale = meta.get("scale")
+    if (lm_overrides or {}).get("init_from"):
+        check_init_from(lm_overrides["init_from"])  # before the encoder's minutes, not after
     encoder_config = pretrain_config(scale, **(encoder_overrides or {}))
     done = out / "pretrain.json"
     previous = json.loads(done.read_text()) if done.is_file() else {}
