@@ -197,18 +197,11 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_world(args: argparse.Namespace) -> int:
-    from raylayers.pretrain.world import pretrain_world
+    from raylayers.pretrain.world import card_summary, pretrain_world
 
-    card = pretrain_world(args.world, args.out, {"max_steps": args.encoder_steps},
-                          {"steps": args.lm_steps, "seed": args.seed,
-                           "init_from": str(args.lm_from) if args.lm_from else None},
-                          progress=_progress(), log=_say)
-    qa = card["lm"]["text_qa"]
-    _say(f"bundle written to {Path(args.out).resolve()}: encoder retrieval top-1 "
-         f"{card['encoder']['retrieval']['top1']:.1%} (chance {card['encoder']['retrieval']['chance']:.1%}); LM "
-         f"text-QA accuracy {qa['overall']['accuracy']:.1%} ("
-         + ", ".join(f"{t} {v['accuracy']:.0%} vs prior {v['answer_prior']:.0%}" for t, v in qa.items()
-                     if t != "overall") + ")")
+    lm = {"steps": args.lm_steps, "seed": args.seed, "init_from": str(args.lm_from) if args.lm_from else None}
+    card = pretrain_world(args.world, args.out, {"max_steps": args.encoder_steps}, lm, progress=_progress(), log=_say)
+    _say(f"bundle written to {Path(args.out).resolve()}: {card_summary(card)}")
     return 0
 
 
@@ -259,8 +252,7 @@ def _add_pretrain(commands) -> None:
     world.add_argument("--encoder-steps", type=_positive_int, default=None, help="CLIP steps (default: preset)")
     world.add_argument("--lm-steps", type=_positive_int, default=None, help="LM steps (default: preset)")
     world.add_argument("--seed", type=int, default=None, help="LM seed and text corpus seed (default 0)")
-    world.add_argument("--lm-from", type=resolve_local, default=None,
-                       help="start the LM from this LM folder's weights (an earlier run's lm/) instead of random ones")
+    world.add_argument("--lm-from", type=resolve_local, default=None, help="start the LM from an earlier run's lm/")
     world.set_defaults(func=cmd_pretrain_world)
 
 

@@ -84,6 +84,15 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict |
     return write_card(out, meta)
 
 
+def card_summary(card: dict) -> str:
+    """One line of what a bundle can do: retrieval vs chance, text-QA accuracy per task vs its answer prior."""
+    qa, retrieval = card["lm"]["text_qa"], card["encoder"]["retrieval"]
+    return (f"encoder retrieval top-1 {retrieval['top1']:.1%} (chance {retrieval['chance']:.1%}); LM text-QA accuracy "
+            f"{qa['overall']['accuracy']:.1%} (" + ", ".join(
+                f"{t} {v['accuracy']:.0%} vs prior {v['answer_prior']:.0%}" for t, v in qa.items() if t != "overall")
+            + ")")
+
+
 def shipped_bundle(scale: str = "demo") -> Path:
     """The package's bundle for a world scale, its files checked against its card (one line when they differ)."""
     folder = SHIPPED / scale
