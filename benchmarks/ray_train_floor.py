@@ -8,9 +8,10 @@ same cluster settings), for a train function that returns at once. What is left 
 its controller and helper actors, the placement group, the worker's process (with torch and Ray Train imported) and
 torch.distributed set-up, then their shutdown. `benchmarks/trial_overhead.py` measures a whole trial; its fixed cost
 minus this floor is what a trial adds on top of Ray Train (DeepSpeed and transformers imports, the model, the data).
-It runs two trainers in turn: Ray's own `TorchTrainer` and the one raylayers runs (`raylayers.train.ray_trainer`: the
-same, without the wait for the placement-group cleaner's stop at the end of every fit), so the saving is measured on
-the same machine in the same minutes.
+It runs two trainers in turn: Ray's own `TorchTrainer` with its `TorchConfig`, and what raylayers runs
+(`raylayers.train.ray_trainer`: the same without the wait for the placement-group cleaner's stop at the end of every
+fit; `raylayers.ray_controller`: the backend config and callbacks in a module whose controller imports no torch), so
+the saving is measured on the same machine in the same minutes.
 Results: `benchmarks/results/ray_train_floor.json` and a line per fit on stdout.
 """
 
@@ -43,18 +44,19 @@ def main() -> None:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from raylayers.ray_session import init_ray
-    from raylayers.train.driver import HEALTH_CHECK_INTERVAL_S
+    from raylayers.train.driver import HEALTH_CHECK_INTERVAL_S, backend_config
     from raylayers.train.ray_trainer import trainer_class
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(HEALTH_CHECK_INTERVAL_S))  # as a trial's fit()
     init_ray(num_cpus=2)
-    trainers = {"ray": TorchTrainer, "raylayers": trainer_class()}  # Ray's own, and the one raylayers runs
+    # Ray's own, and what raylayers runs
+    trainers = {"ray": (TorchTrainer, TorchConfig), "raylayers": (trainer_class(), backend_config)}
     seconds: dict[str, list[float]] = {name: [] for name in trainers}
     with tempfile.TemporaryDirectory() as storage:
         for index in range(1 + args.fits):  # the two in turn, so both see the same machine
-            for name, cls in trainers.items():
+            for name, (cls, config) in trainers.items():
                 trainer = cls(empty, scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 2}),
-                              torch_config=TorchConfig(backend="gloo"),
+                              torch_config=config(backend="gloo"),
                               run_config=RunConfig(name=f"floor-{name}-{index}", storage_path=storage))
                 started = time.perf_counter()
                 trainer.fit()
@@ -64,7 +66,8 @@ def main() -> None:
                     seconds[name].append(round(took, 3))
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     result = {"seconds": seconds, "median": medians, "saved_median": round(medians["ray"] - medians["raylayers"], 3),
-              "ratio": round(medians["ray"] / medians["raylayers"], 3), "trainer": trainers["raylayers"].__name__,
+              "ratio": round(medians["ray"] / medians["raylayers"], 3), "trainer": trainers["raylayers"][0].__name__,
+              "backend_config": type(backend_config("gloo")).__name__,
               "cpu_count": os.cpu_count()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -14,7 +14,8 @@ LAYERS = [
      "raylayers.evaluate.schema", "raylayers.config", "raylayers.configs"),
     # 1: leaves that know one outside library each
     ("raylayers.tokenizer", "raylayers.image_source", "raylayers.feature_cache", "raylayers.encoders",
-     "raylayers.connectors", "raylayers.plots", "raylayers.world", "raylayers.ray_session", "raylayers.data"),
+     "raylayers.connectors", "raylayers.plots", "raylayers.world", "raylayers.ray_session", "raylayers.data",
+     "raylayers.ray_controller"),
     # 2: the tower's features and its similarity
     ("raylayers.features", "raylayers.lrs", "raylayers.sample_cache"),
     # 3: the model

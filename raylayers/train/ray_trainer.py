@@ -11,7 +11,8 @@ Here the controller sends the stop and does not wait for it. The cleaner then do
 - the monitor wakes within a second and sees the stop, or sees the controller gone. In that case the placement
   group is already removed (the worker group's shutdown removed it), so the cleaner only exits.
 - a controller that dies before it sends the stop is cleaned up as before.
-Nothing else changes; the controller, workers, placement group and checkpoints are Ray's.
+Nothing else changes; the controller, workers, placement group and checkpoints are Ray's. The callback class lives
+in `raylayers.ray_controller`, with the backend config, so that the controller unpickles it without importing torch.
 
 This leans on two Ray internals: `DataParallelTrainer._create_default_callbacks` and the cleaner callback's
 `_stop_cleaner`. `trainer_class()` checks that both are there and falls back to Ray's `TorchTrainer` otherwise (a
@@ -22,39 +23,19 @@ from __future__ import annotations
 
 from ray.train.torch import TorchTrainer
 
-try:
-    from ray.train.v2._internal.callbacks.placement_group_callback import (
-        PlacementGroupCleanerCallback as _RayCleanerCallback,
-    )
-except ImportError:  # a Ray without it: Ray's TorchTrainer as it is
-    _RayCleanerCallback = None
+from raylayers.ray_controller import CleanerStoppedWithoutWaiting, RayCleanerCallback
 
 
 def _has_internals() -> bool:
-    return (_RayCleanerCallback is not None and callable(getattr(TorchTrainer, "_create_default_callbacks", None))
-            and callable(getattr(_RayCleanerCallback, "_stop_cleaner", None)))
-
-
-class CleanerStoppedWithoutWaiting(_RayCleanerCallback or object):
-    """Ray's placement-group cleaner callback; its stop is sent, not waited for (module docstring)."""
-
-    def _stop_cleaner(self):
-        cleaner = getattr(self, "_cleaner", None)
-        if cleaner is None:
-            return
-        try:
-            cleaner.stop.remote()
-        except Exception:  # noqa: BLE001 (the cleaner exits by itself once the controller is gone)
-            pass
-        finally:
-            self._cleaner = None
+    return (RayCleanerCallback is not None and callable(getattr(TorchTrainer, "_create_default_callbacks", None))
+            and callable(getattr(RayCleanerCallback, "_stop_cleaner", None)))
 
 
 class RaylayersTorchTrainer(TorchTrainer):
     """Ray's `TorchTrainer`, with `CleanerStoppedWithoutWaiting` in place of Ray's cleaner callback."""
 
     def _create_default_callbacks(self):
-        return [CleanerStoppedWithoutWaiting() if type(callback) is _RayCleanerCallback else callback
+        return [CleanerStoppedWithoutWaiting() if type(callback) is RayCleanerCallback else callback
                 for callback in super()._create_default_callbacks()]
 
 
