@@ -194,7 +194,7 @@ def _load(lm_dir: Path, seed: int, init_from: str | None = None):
                        and key not in ("_name_or_path", "transformers_version", "torch_dtype", "dtype"))
     if differing:
         raise UserError(f"--lm-from '{source}' is another architecture than '{lm_dir}' ({', '.join(differing)})")
-    return tokenizer, AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
+    return tokenizer, AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
 
 
 STATE_FILE = "pretrain_lm_state.pt"

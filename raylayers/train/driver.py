@@ -184,7 +184,7 @@ def _trainer(config: TrainConfig, out: Path, tune_report: tuple[float, dict] | N
 
 def backend_config(backend: str):
     """Ray's `TorchConfig`, or the same settings in a class whose controller does not import torch
-    (`raylayers.ray_controller`: 1.0-1.4 s of every `fit()` on 2 cores) when this Ray has what it calls."""
+    (`raylayers.ray_controller`: 1.9 s off the floor of a `fit()` on 2 cores) when this Ray has what it calls."""
     from raylayers import ray_controller
 
     if ray_controller.available():
