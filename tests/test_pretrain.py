@@ -325,3 +325,9 @@ def test_an_lm_run_can_start_from_an_earlier_runs_weights_and_refuses_ones_it_ca
     (other / "tokenizer.json").write_text((other / "tokenizer.json").read_text().replace('"<image>"', '"<picture>"'))
     with pytest.raises(UserError, match="has another tokenizer"):
         _load(first / "lm", seed=1, init_from=str(other))
+    deeper = tmp_path / "deeper"
+    shutil.copytree(first / "lm", deeper)
+    config = json.loads((deeper / "config.json").read_text())
+    (deeper / "config.json").write_text(json.dumps(config | {"num_hidden_layers": config["num_hidden_layers"] + 1}))
+    with pytest.raises(UserError, match=r"another architecture .*\(num_hidden_layers\)"):
+        _load(first / "lm", seed=1, init_from=str(deeper))

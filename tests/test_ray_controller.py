@@ -64,4 +64,3 @@ def test_the_controller_imports_no_torch_and_the_workers_get_rays_process_group(
     assert ours == {"torch": False}
     assert workers == [{"rank": rank, "world": 2, "sum": 3.0, "backend": "gloo", "local_rank": str(rank),
                         "master": True} for rank in range(2)]
-

@@ -189,9 +189,9 @@ def _load(lm_dir: Path, seed: int, init_from: str | None = None):
             (source / "tokenizer.json").read_bytes() != (lm_dir / "tokenizer.json").read_bytes()):
         raise UserError(f"--lm-from '{source}' has another tokenizer than '{lm_dir}': its weights would read other "
                         "token ids; start from an LM trained on the same world")
-    differing = sorted(key for key, value in AutoConfig.from_pretrained(source).to_diff_dict().items()
-                       if key in config.to_diff_dict() and config.to_diff_dict()[key] != value
-                       and key not in ("_name_or_path", "transformers_version", "torch_dtype", "dtype"))
+    mine, theirs = config.to_dict(), AutoConfig.from_pretrained(source).to_dict()
+    ignored = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "architectures"}  # saving metadata
+    differing = sorted(key for key in (mine.keys() | theirs.keys()) - ignored if mine.get(key) != theirs.get(key))
     if differing:
         raise UserError(f"--lm-from '{source}' is another architecture than '{lm_dir}' ({', '.join(differing)})")
     return tokenizer, AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
