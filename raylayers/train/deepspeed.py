@@ -62,3 +62,18 @@ def walk(tree: dict, prefix: str = ""):
             yield from walk(value, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}", value
+
+
+def keeps_gradient_norm(engine) -> bool:
+    """Whether DeepSpeed records each step's gradient norm (`get_global_grad_norm`): its ZeRO and mixed-precision
+    optimizers do. On the plain fp32 path (ZeRO-0, a CPU run on one rank) it clips the gradients and keeps no norm,
+    so `get_global_grad_norm()` is None at every step."""
+    return hasattr(engine.optimizer, "_global_grad_norm")
+
+
+def gradient_norm(parameters) -> float:
+    """The L2 norm of the gradients `parameters` hold (after the boundary's all-reduce, before DeepSpeed clips)."""
+    import torch
+
+    grads = [p.grad for p in parameters if p.grad is not None]
+    return float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0

@@ -37,7 +37,7 @@ from raylayers.train.checkpoint import (
     save_checkpoint,
     trainable_weights,
 )
-from raylayers.train.deepspeed import deepspeed_config
+from raylayers.train.deepspeed import deepspeed_config, gradient_norm, keeps_gradient_norm
 from raylayers.train.divergence import DivergenceGuard
 from raylayers.train.probe import all_reduce_sum, probe
 from raylayers.train.schedule import stage_schedule, warmup_steps
@@ -301,24 +301,28 @@ def train_step(worker: Worker, stage: Stage, order: SampleOrder, step: int) -> d
     """One optimizer step over `accumulation` micro-batches; the all-reduced metrics of the step."""
     settings, engine = stage.settings, stage.engine
     started = time.perf_counter()
-    loss_sum, tokens, images = 0.0, 0, 0
+    loss_sum, tokens, images, norm = 0.0, 0, 0, None
     for micro in range(stage.accumulation):
         first = ((step * stage.accumulation + micro) * worker.world_size + worker.rank) * settings.micro_batch_size
         batch = [stage.samples[order[first + i]] for i in range(settings.micro_batch_size)]
         tensors = {k: v.to(worker.device) for k, v in collate(batch, worker.tokenizer.pad_token_id).items()}
         output = engine(**tensors, features=stage.features.get(batch))
         engine.backward(output.loss)
+        if micro == stage.accumulation - 1 and not keeps_gradient_norm(engine):
+            norm = gradient_norm(stage.trainable)  # before engine.step() clips them
         engine.step()
         loss_sum += float(output.loss.detach())
         tokens += int(tensors["attention_mask"].sum())
         images += len(batch)
     loss_sum, tokens, images = all_reduce_sum([loss_sum / stage.accumulation, tokens, images])
+    if norm is None:  # ZeRO's and the mixed-precision optimizers' own record of the step
+        norm = float(engine.get_global_grad_norm() or 0.0)
     seconds = time.perf_counter() - started
     worker.state["global_step"] += 1
     return {"stage": stage.name, "step": step + 1, "global_step": worker.state["global_step"],
             "loss": loss_sum / worker.world_size, "learning_rate": stage.scheduler.get_last_lr()[0],
-            "grad_norm": float(engine.get_global_grad_norm() or 0.0), "samples_per_s": images / seconds,
-            "tokens_per_s": tokens / seconds, "epoch": (step + 1) / stage.steps_per_epoch}
+            "grad_norm": norm, "samples_per_s": images / seconds, "tokens_per_s": tokens / seconds,
+            "epoch": (step + 1) / stage.steps_per_epoch}
 
 
 def after_step(worker: Worker, stage: Stage, step: int, metrics: dict) -> None:
