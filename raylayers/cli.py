@@ -197,9 +197,10 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_world(args: argparse.Namespace) -> int:
-    from raylayers.pretrain.world import card_summary, pretrain_world
+    from raylayers.pretrain.world import card_summary, lm_settings, pretrain_world
 
-    lm = {"steps": args.lm_steps, "seed": args.seed, "init_from": str(args.lm_from) if args.lm_from else None}
+    lm = lm_settings(args.lm_set) | {"steps": args.lm_steps, "seed": args.seed,
+                                     "init_from": str(args.lm_from) if args.lm_from else None}
     card = pretrain_world(args.world, args.out, {"max_steps": args.encoder_steps}, lm, progress=_progress(), log=_say)
     _say(f"bundle written to {Path(args.out).resolve()}: {card_summary(card)}")
     return 0
@@ -253,6 +254,8 @@ def _add_pretrain(commands) -> None:
     world.add_argument("--lm-steps", type=_positive_int, default=None, help="LM steps (default: preset)")
     world.add_argument("--seed", type=int, default=None, help="LM seed and text corpus seed (default 0)")
     world.add_argument("--lm-from", type=resolve_local, default=None, help="start the LM from an earlier run's lm/")
+    world.add_argument("--lm-set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override an LM pretraining setting, e.g. --lm-set drill_fraction=0.375 (repeatable)")
     world.set_defaults(func=cmd_pretrain_world)
 
 

@@ -331,3 +331,42 @@ def test_an_lm_run_can_start_from_an_earlier_runs_weights_and_refuses_ones_it_ca
     (deeper / "config.json").write_text(json.dumps(config | {"num_hidden_layers": config["num_hidden_layers"] + 1}))
     with pytest.raises(UserError, match=r"another architecture .*\(num_hidden_layers\)"):
         _load(first / "lm", seed=1, init_from=str(deeper))
+
+
+def test_a_cards_rebuild_commands_replay_its_lm_chain_to_the_same_weights(tiny_world, tmp_path, capsys):
+    import shlex
+
+    from safetensors.torch import load_file
+
+    from raylayers.cli import main
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(first), "--encoder-steps", "2",
+                 "--lm-steps", "3", "--lm-set", "drill_fraction=0.5", "--lm-set", "eval_every=2"]) == 0
+    assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(second), "--encoder-steps", "2",
+                 "--lm-steps", "2", "--lm-from", str(first / "lm"), "--lm-set", "loss_on=text"]) == 0
+    card = json.loads((second / "card.json").read_text())
+    lineage = json.loads((second / "lm" / "pretrain_lm.json").read_text())["lineage"]
+    assert [run["config"]["drill_fraction"] for run in lineage] == [0.5] and lineage[0]["steps"] == 3
+    commands = card["rebuild"]
+    assert commands[0] == "raylayers world --out WORLD --scale tiny --seed 3" and len(commands) == 3
+    assert "--lm-set drill_fraction=0.5 --lm-set eval_every=2" in commands[1] and "--lm-from" not in commands[1]
+    assert commands[2].endswith("--lm-from BUNDLE_1/lm --lm-set loss_on=\"text\"")
+
+    replay = tmp_path / "replay"
+    for command in commands:  # as a user would paste them, WORLD and BUNDLE being folders of their choice
+        words = shlex.split(command.replace("WORLD", str(replay / "world")).replace("BUNDLE", str(replay / "b")))
+        assert words[0] == "raylayers" and main(words[1:]) == 0
+    rebuilt, original = load_file(replay / "b" / "lm" / "model.safetensors"), load_file(second / "lm" /
+                                                                                        "model.safetensors")
+    assert set(rebuilt) == set(original) and all(rebuilt[key].equal(original[key]) for key in original)
+
+    capsys.readouterr()
+    assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(tmp_path / "bad"), "--lm-set",
+                 "drill_fractoin=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "drill_fractoin" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()  # refused before the encoder trained
+    assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(tmp_path / "bad"), "--lm-set",
+                 "init_from=elsewhere"]) == 2
+    assert "use --lm-from" in capsys.readouterr().err

@@ -197,6 +197,22 @@ def _load(lm_dir: Path, seed: int, init_from: str | None = None):
     return tokenizer, AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
 
 
+def lineage(init_from: str | None) -> list[dict]:
+    """The runs an LM starting from `init_from` descends from, oldest first: each `{"config", "steps", "finished",
+    "overall"}` from the source's report (and the source's own lineage), or one `{"weights": path, "config": None}`
+    when the source has no report (weights of unknown making)."""
+    if init_from is None:
+        return []
+    path = Path(init_from) / REPORT_FILE
+    if not path.is_file():
+        return [{"weights": str(init_from), "config": None}]
+    report = json.loads(path.read_text())
+    runs = report.get("runs", [report])  # a report, or a record of several runs (`{"about", "runs"}`)
+    earlier = report.get("lineage", []) if "runs" not in report else []
+    return earlier + [{"config": run["config"], "steps": run["steps"], "finished": run.get("finished", True),
+                       "overall": run["text_qa"]["overall"]["accuracy"]} for run in runs]
+
+
 STATE_FILE = "pretrain_lm_state.pt"
 """The run so far (weights, optimiser, step, curves), saved at every evaluation; removed when the run finishes."""
 
@@ -270,6 +286,7 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
     lm_dir = Path(encoder) / "lm"
     config = config or pretrain_lm_config(scale)
     tokenizer, model = _load(lm_dir, config.seed, config.init_from)
+    ancestors = lineage(config.init_from)  # read now: `init_from` may be this very folder, rewritten at the end
     corpus = TextCorpus(tokenizer, scale, config.seed, config.copy_fraction, config.direct_fraction,
                         config.scene_drill_share)
     heldout = corpus.heldout()
@@ -302,11 +319,11 @@ def pretrain_lm(encoder: str | Path, scale: str, config: PretrainLMConfig | None
                             run | {"seconds": run["seconds"] + time.perf_counter() - started})
     scores = scores or _scores(model, heldout, drills, tokenizer.pad_token_id)
     return _finish(lm_dir, scale, config, model, run, scores, run["seconds"] + time.perf_counter() - started,
-                   out_of_time)
+                   out_of_time, ancestors)
 
 
 def _finish(lm_dir: Path, scale: str, config: PretrainLMConfig, model, run: dict, scores: dict, seconds: float,
-            out_of_time: bool) -> dict:
+            out_of_time: bool, ancestors: list[dict]) -> dict:
     """The report; a finished run's weights saved with `save_pretrained` and its resume state removed."""
     finished = run["step"] >= config.steps
     if finished:
@@ -316,6 +333,7 @@ def _finish(lm_dir: Path, scale: str, config: PretrainLMConfig, model, run: dict
     report = {"scale": scale, "config": config.model_dump(), "steps": run["step"], "finished": finished,
               "stopped_by_time_budget": out_of_time, "train_seconds": round(seconds, 1),
               "torch_threads": torch.get_num_threads(), "final_loss": losses[-1] if losses else None,
-              "loss_curve": losses[:: max(1, len(losses) // 200)], "text_qa": scores, "curve": run["curve"]}
+              "loss_curve": losses[:: max(1, len(losses) // 200)], "text_qa": scores, "curve": run["curve"],
+              "lineage": ancestors}
     (lm_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -35,6 +35,33 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CARD_FILE)
 
 
+NOT_REPLAYED = ("steps", "seed", "init_from", "max_seconds")
+"""LM settings a rebuild command does not pass with `--lm-set`: flags of their own, or no effect on the weights."""
+
+
+def rebuild_commands(world: dict, encoder_steps: int, lm: dict) -> list[str]:
+    """The commands that make a bundle like this one from nothing: the world, then one `raylayers pretrain-world`
+    per LM run of its lineage (each `--lm-from` the one before), every LM setting that differs from the scale's
+    preset passed with `--lm-set`. A run that did not finish its schedule, or weights of unknown making, cannot be
+    replayed; the list then ends with a comment saying so."""
+    scale = world.get("scale")
+    preset = pretrain_lm_config(scale).model_dump()
+    runs = [*lm.get("lineage", []), {"config": lm["config"], "steps": lm["steps"], "finished": lm["finished"]}]
+    commands = [f"raylayers world --out WORLD --scale {scale} --seed {world.get('seed')}"]
+    for number, run in enumerate(runs, 1):
+        config, out = run["config"], "BUNDLE" if number == len(runs) else f"BUNDLE_{number}"
+        if config is None or not run["finished"]:
+            why = f"weights of unknown making ({run.get('weights')})" if config is None else (
+                f"run {number} stopped at step {run['steps']} of {config['steps']} (its time cap)")
+            return commands + [f"# not replayable from here: {why}"]
+        changed = [f"--lm-set {key}={json.dumps(value)}" for key, value in config.items()
+                   if key not in NOT_REPLAYED and value != preset[key]]
+        commands.append(" ".join([f"raylayers pretrain-world --world WORLD --out {out} --encoder-steps {encoder_steps}",
+                                  f"--lm-steps {config['steps']} --seed {config['seed']}",
+                                  *([f"--lm-from BUNDLE_{number - 1}/lm"] if number > 1 else []), *changed]))
+    return commands
+
+
 def write_card(folder: Path, world: dict) -> dict:
     """card.json of a bundle folder from its two reports (pretrain.json, lm/pretrain_lm.json)."""
     encoder = json.loads((folder / "pretrain.json").read_text())
@@ -45,13 +72,24 @@ def write_card(folder: Path, world: dict) -> dict:
                     "retrieval": encoder["retrieval"]},
         "lm": {"recipe": lm["config"], "steps": lm["steps"], "seconds": lm["train_seconds"],
                "text_qa": lm["text_qa"]},
-        "rebuild": (f"raylayers world --out WORLD --scale {world.get('scale')} --seed {world.get('seed')} && "
-                    f"raylayers pretrain-world --world WORLD --out BUNDLE --encoder-steps {encoder['steps']} "
-                    f"--lm-steps {lm['steps']} --seed {lm['config']['seed']}"),
+        "rebuild": rebuild_commands(world, encoder["steps"], lm),
         "sha256": {str(p.relative_to(folder)): _sha256(p) for p in _files(folder)},
     }
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def lm_settings(assignments: list[str]) -> dict:
+    """`--lm-set key=value` assignments as LM setting overrides (validated with the rest, by `pretrain_world`)."""
+    from raylayers.config import PretrainLMConfig
+    from raylayers.config.base import apply_override
+
+    settings: dict = {}
+    for assignment in assignments:
+        if assignment.split("=", 1)[0].strip() == "init_from":
+            raise UserError("--lm-set init_from=...: use --lm-from, which resolves the path")
+        apply_override(PretrainLMConfig, settings, assignment)
+    return settings
 
 
 def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict | None = None,
@@ -68,8 +106,9 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict |
         raise UserError(f"'{world}' is not a world folder (no world.json); make one with `raylayers world`")
     meta = read_user_json(meta_path, "world metadata")
     scale = meta.get("scale")
-    if (lm_overrides or {}).get("init_from"):
-        check_init_from(lm_overrides["init_from"])  # before the encoder's minutes, not after
+    lm_config = pretrain_lm_config(scale, **(lm_overrides or {}))  # a bad setting is refused before the encoder's
+    if lm_config.init_from:                                          # minutes, not after them
+        check_init_from(lm_config.init_from)
     encoder_config = pretrain_config(scale, **(encoder_overrides or {}))
     done = out / "pretrain.json"
     previous = json.loads(done.read_text()) if done.is_file() else {}
@@ -77,7 +116,7 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict |
         log(f"encoder already trained in {out} with these settings; keeping it")
     else:
         pretrain_encoder(world, out, encoder_config, progress=progress, log=log)
-    lm = pretrain_lm(out, scale, pretrain_lm_config(scale, **(lm_overrides or {})), progress=progress, log=log)
+    lm = pretrain_lm(out, scale, lm_config, progress=progress, log=log)
     if not lm["finished"]:
         raise UserError(f"the LM stopped at its time cap at step {lm['steps']} of {lm['config']['steps']}; run the "
                         f"same command again to resume it from {out / 'lm'}")
