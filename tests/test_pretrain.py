@@ -370,3 +370,20 @@ def test_a_cards_rebuild_commands_replay_its_lm_chain_to_the_same_weights(tiny_w
     assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(tmp_path / "bad"), "--lm-set",
                  "init_from=elsewhere"]) == 2
     assert "use --lm-from" in capsys.readouterr().err
+
+
+def test_an_lms_lineage_reads_a_report_or_a_record_of_runs_and_names_a_file_it_cannot_read(tmp_path):
+    from raylayers.pretrain.lm import lineage
+
+    run = {"config": {"steps": 5}, "steps": 5, "finished": True, "text_qa": {"overall": {"accuracy": 0.5}}}
+    (tmp_path / "pretrain_lm.json").write_text(json.dumps(run | {"lineage": [{"config": None, "weights": "w"}]}))
+    assert lineage(str(tmp_path)) == [{"config": None, "weights": "w"},
+                                      {"config": {"steps": 5}, "steps": 5, "finished": True, "overall": 0.5}]
+    record = {"about": "two runs", "runs": [run | {"text_qa": {"overall": 0.25}}, run | {"finished": False}]}
+    (tmp_path / "pretrain_lm.json").write_text(json.dumps(record))  # the shape of a hand-kept record of runs
+    assert [(r["overall"], r["finished"]) for r in lineage(str(tmp_path))] == [(0.25, True), (0.5, False)]
+    assert lineage(str(tmp_path / "none")) == [{"weights": str(tmp_path / "none"), "config": None}]
+    assert lineage(None) == []
+    (tmp_path / "pretrain_lm.json").write_text(json.dumps({"steps": 3, "text_qa": 0.5}))
+    with pytest.raises(UserError, match="is not an LM pretraining report raylayers can read"):
+        lineage(str(tmp_path))

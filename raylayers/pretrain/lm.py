@@ -27,6 +27,7 @@ import torch
 from raylayers.config import PretrainLMConfig, pretrain_lm_config
 from raylayers.data import IGNORE_INDEX, ConversationEncoder, Sample, collate
 from raylayers.errors import UserError
+from raylayers.files import read_user_json
 from raylayers.prompts import IMAGE_TOKEN
 from raylayers.train.schedule import cosine_decay, linear_warmup
 
@@ -206,11 +207,17 @@ def lineage(init_from: str | None) -> list[dict]:
     path = Path(init_from) / REPORT_FILE
     if not path.is_file():
         return [{"weights": str(init_from), "config": None}]
-    report = json.loads(path.read_text())
-    runs = report.get("runs", [report])  # a report, or a record of several runs (`{"about", "runs"}`)
-    earlier = report.get("lineage", []) if "runs" not in report else []
-    return earlier + [{"config": run["config"], "steps": run["steps"], "finished": run.get("finished", True),
-                       "overall": run["text_qa"]["overall"]["accuracy"]} for run in runs]
+    report = read_user_json(path, "LM pretraining report")
+    try:
+        runs = report.get("runs", [report])  # a report, or a record of several runs (`{"about", "runs"}`)
+        earlier = report.get("lineage", []) if "runs" not in report else []
+        overall = [run["text_qa"]["overall"] for run in runs]  # {"accuracy": ...}, or the bare figure
+        return earlier + [{"config": run["config"], "steps": run["steps"], "finished": run.get("finished", True),
+                           "overall": score["accuracy"] if isinstance(score, dict) else score}
+                          for run, score in zip(runs, overall)]
+    except (KeyError, TypeError, AttributeError):
+        raise UserError(f"'{path}' is not an LM pretraining report raylayers can read (each run needs config, steps "
+                        "and text_qa.overall); remove it to start from the weights alone") from None
 
 
 STATE_FILE = "pretrain_lm_state.pt"

@@ -98,7 +98,7 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict |
     from the preset of the world's scale with its overrides (None values ignored). A rerun keeps an encoder already
     trained there with the same settings and resumes the LM."""
     from raylayers.pretrain.encoder import pretrain_encoder
-    from raylayers.pretrain.lm import check_init_from, pretrain_lm
+    from raylayers.pretrain.lm import check_init_from, lineage, pretrain_lm
 
     world, out = Path(world), Path(out)
     meta_path = world / "world.json"
@@ -109,6 +109,7 @@ def pretrain_world(world: str | Path, out: str | Path, encoder_overrides: dict |
     lm_config = pretrain_lm_config(scale, **(lm_overrides or {}))  # a bad setting is refused before the encoder's
     if lm_config.init_from:                                          # minutes, not after them
         check_init_from(lm_config.init_from)
+        lineage(lm_config.init_from)
     encoder_config = pretrain_config(scale, **(encoder_overrides or {}))
     done = out / "pretrain.json"
     previous = json.loads(done.read_text()) if done.is_file() else {}
