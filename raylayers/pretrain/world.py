@@ -55,7 +55,7 @@ def rebuild_commands(world: dict, encoder_steps: int, lm: dict) -> list[str]:
                 f"run {number} stopped at step {run['steps']} of {config['steps']} (its time cap)")
             return commands + [f"# not replayable from here: {why}"]
         changed = [f"--lm-set {key}={json.dumps(value)}" for key, value in config.items()
-                   if key not in NOT_REPLAYED and value != preset[key]]
+                   if key not in NOT_REPLAYED and value != preset.get(key)]
         commands.append(" ".join([f"raylayers pretrain-world --world WORLD --out {out} --encoder-steps {encoder_steps}",
                                   f"--lm-steps {config['steps']} --seed {config['seed']}",
                                   *([f"--lm-from BUNDLE_{number - 1}/lm"] if number > 1 else []), *changed]))
