@@ -199,8 +199,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_pretrain_world(args: argparse.Namespace) -> int:
     from raylayers.pretrain.world import card_summary, lm_settings, pretrain_world
 
-    lm = lm_settings(args.lm_set) | {"steps": args.lm_steps, "seed": args.seed,
-                                     "init_from": str(args.lm_from) if args.lm_from else None}
+    flags = {"steps": args.lm_steps, "seed": args.seed, "init_from": str(args.lm_from) if args.lm_from else None}
+    lm = lm_settings(args.lm_set) | {key: value for key, value in flags.items() if value is not None}
     card = pretrain_world(args.world, args.out, {"max_steps": args.encoder_steps}, lm, progress=_progress(), log=_say)
     _say(f"bundle written to {Path(args.out).resolve()}: {card_summary(card)}")
     return 0

@@ -342,7 +342,7 @@ def test_a_cards_rebuild_commands_replay_its_lm_chain_to_the_same_weights(tiny_w
 
     first, second = tmp_path / "first", tmp_path / "second"
     assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(first), "--encoder-steps", "2",
-                 "--lm-steps", "3", "--lm-set", "drill_fraction=0.5", "--lm-set", "eval_every=2"]) == 0
+                 "--lm-set", "steps=3", "--lm-set", "drill_fraction=0.5", "--lm-set", "eval_every=2"]) == 0
     assert main(["pretrain-world", "--world", str(tiny_world), "--out", str(second), "--encoder-steps", "2",
                  "--lm-steps", "2", "--lm-from", str(first / "lm"), "--lm-set", "loss_on=text"]) == 0
     card = json.loads((second / "card.json").read_text())
