@@ -43,7 +43,7 @@ def run_study(args, run_command, say) -> int:
         representatives = [group["representative"] for group in lrs()["groups"]]
         return _run_search(_search_argv(out, "fusion", [
             "space.num_layers=[%d]" % len(representatives), f"space.layers={representatives}",
-            "space.baseline=false", "budget.trials=1"]))
+            "space.baseline=false", "budget.trials=1"]), out / "fusion")
 
     def _run_search(argv: list[str], folder: Path) -> int:
         argv = search_step_argv(argv, folder, args.resume)
