@@ -13,7 +13,8 @@ same recipe. From the trials' per-question results (`trials/<id>/eval/per_questi
 
 Group means rather than best-of-group layers: the best of eight noisy layers beats the best of four by chance.
 A verdict is "reproduced" when the 95% interval lies above zero, "contradicted" when below, and "not separated"
-when it straddles zero: then these questions cannot tell, which is a statement about the data's size too.
+when it straddles zero: then these questions cannot tell, which is a statement about the data's size too ("the
+same score on every question" when the two sides score alike on each one, as models answering from a prior do).
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ FINDINGS_FILE = "findings.json"
 def _verdict(result: dict) -> str:
     if result["low"] > 0:
         return "reproduced"
-    return "contradicted" if result["high"] < 0 else "not separated (within noise)"
+    if result["high"] < 0:
+        return "contradicted"
+    if result["low"] == result["high"] == 0:  # every resample's difference is 0: no question tells them apart
+        return "not separated (the same score on every question)"
+    return "not separated (within noise)"
 
 
 def _completed(search: Path) -> list[dict]:

@@ -52,7 +52,11 @@ def test_identical_layers_are_not_separated(tmp_path):
                                                 for i in range(1, 5)])
     write_results(fusion / "results.parquet", [trial(fusion, 0, "c", [1, 4], ocr=0.5, vision=0.5)])
     study = study_findings(singles, fusion, LRS)
-    assert {f["verdict"] for f in study["findings"]} == {"not separated (within noise)"}
+    assert {f["verdict"] for f in study["findings"]} == {"not separated (the same score on every question)"}
+    write_results(singles / "results.parquet", [trial(singles, i, f"m{i}", [i], ocr=0.5 + 0.01 * (i == 3),
+                                                      vision=0.5) for i in range(1, 5)])
+    ocr = study_findings(singles, fusion, LRS)["findings"][0]
+    assert ocr["low"] <= 0 < ocr["high"] and ocr["verdict"] == "not separated (within noise)"
 
 
 def test_a_study_without_two_completed_single_layers_is_one_line(tmp_path):
